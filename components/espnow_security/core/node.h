@@ -4,7 +4,7 @@
  * One espnow_sec_node_t is one ESP-NOW station. Ports, tests, the simulator and
  * fuzzers all drive it through these functions only, always from one thread at
  * a time (the port serialises). The node owns every table; all are bounded
- * (limits.h) and nothing is allocated after espnow_sec_node_init().
+ * (espnow_sec_limits.h) and nothing is allocated after espnow_sec_node_init().
  */
 #pragma once
 
@@ -85,6 +85,10 @@ typedef struct {
     uint32_t tx_retransmits;    /**< handshake messages sent again after a timeout */
     uint32_t hs_failed;
     uint32_t hs_secured;
+    /* Added with the compat core: */
+    uint32_t rx_unexpected;     /**< well-formed but not expected in this role/state (late duplicate, REST, ...) */
+    uint32_t scan_overflow;     /**< scan answers ignored because the responder table was full */
+    uint32_t tx_failed;         /**< send-status callbacks reporting "not delivered" */
 } espnow_sec_stats_t;
 
 void espnow_sec_node_get_stats(const espnow_sec_node_t *node, espnow_sec_stats_t *out);

@@ -1,0 +1,382 @@
+/*
+ * node.c - the deterministic machine's entry points: frames and ticks in, frames and
+ * events out (node.h). Owns the tables; receives, checks the outer header, filters
+ * duplicates and dispatches by frame type and role through one table; counts and logs
+ * every rejection in one place.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "datapath.h"
+#include "keystore.h"
+#include "node_priv.h"
+
+size_t espnow_sec_node_size(void)
+{
+    return sizeof(struct espnow_sec_node);
+}
+
+uint32_t espnow_sec_now(const espnow_sec_node_t *node)
+{
+    return node->env->now_ms(node->env->ctx);
+}
+
+void espnow_sec_log(const espnow_sec_node_t *node, espnow_sec_log_level_t level, const char *fmt, ...)
+{
+    if (node->env->log == NULL) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    node->env->log(node->env->ctx, level, fmt, ap);
+    va_end(ap);
+}
+
+void espnow_sec_log_secret(const espnow_sec_node_t *node, const char *label, const uint8_t *buf, size_t len)
+{
+#if ESPNOW_SEC_LOG_SECRETS
+    char hex[2 * 64 + 1];
+    size_t n = len < 64 ? len : 64;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(&hex[2 * i], 3, "%02x", buf[i]);
+    }
+    hex[2 * n] = '\0';
+    espnow_sec_log(node, ESPNOW_SEC_LOG_DEBUG, "SECRET %s: %s", label, hex);
+    espnow_sec_memzero(hex, sizeof(hex));
+#else
+    (void)node;
+    (void)label;
+    (void)buf;
+    (void)len;
+#endif
+}
+
+void espnow_sec_emit(espnow_sec_node_t *node, const espnow_sec_event_t *ev)
+{
+    if (node->env->event != NULL) {
+        node->env->event(node->env->ctx, ev);
+    }
+}
+
+void espnow_sec_emit_peer(espnow_sec_node_t *node, espnow_sec_event_id_t id,
+                          const uint8_t mac[ESPNOW_SEC_ADDR_LEN], espnow_sec_fail_reason_t reason)
+{
+    espnow_sec_event_t ev = {.id = id};
+    memcpy(ev.data.peer.mac, mac, ESPNOW_SEC_ADDR_LEN);
+    ev.data.peer.reason = reason;
+    espnow_sec_emit(node, &ev);
+}
+
+esp_err_t espnow_sec_tx(espnow_sec_node_t *node, const uint8_t mac_dst[ESPNOW_SEC_ADDR_LEN],
+                        uint8_t type, const uint8_t dest[ESPNOW_SEC_ADDR_LEN], bool broadcast,
+                        bool group, bool security, const uint8_t *payload, size_t len)
+{
+    if (len > ESPNOW_SEC_PAYLOAD_MAX || (payload == NULL && len != 0)) {
+        return ESP_ERR_INVALID_SIZE;
+    }
+    uint8_t frame[ESPNOW_SEC_FRAME_MAX];
+    uint8_t magic[2];
+    espnow_sec_hdr_t h = {
+        .type = type,
+        .version = ESPNOW_SEC_WIRE_VERSION,
+        .size = (uint8_t)(len & 0xFF),
+        .channel = node->channel,
+        .security = security,
+        .broadcast = broadcast,
+        .group = group,
+        .retransmit = 1,
+    };
+    /* A fresh random magic per transmission (§2.1): retransmissions are new frames to the
+     * receivers' duplicate filter, copies of one transmission are not. */
+    node->env->random(node->env->ctx, magic, sizeof(magic));
+    h.magic = (uint16_t)(magic[0] | (magic[1] << 8));
+    memcpy(h.dest, dest, ESPNOW_SEC_ADDR_LEN);
+    memcpy(h.src, node->self, ESPNOW_SEC_ADDR_LEN);
+    espnow_sec_hdr_encode(&h, frame);
+    if (len != 0) {
+        memcpy(&frame[ESPNOW_SEC_HDR_LEN], payload, len);
+    }
+    esp_err_t err = node->env->send(node->env->ctx, mac_dst, frame, ESPNOW_SEC_HDR_LEN + len);
+    if (err == ESP_OK) {
+        node->stats.tx_frames++;
+    } else {
+        espnow_sec_log(node, ESPNOW_SEC_LOG_DEBUG, "send of type %u failed: %s", type,
+                       espnow_sec_err_to_name(err));
+        err = ESP_ERR_ESPNOW_SEC_RADIO;
+    }
+    espnow_sec_memzero(frame, sizeof(frame));
+    return err;
+}
+
+esp_err_t espnow_sec_install_key(espnow_sec_node_t *node, const uint8_t key[ESPNOW_SEC_APP_KEY_LEN],
+                                 const uint8_t provisioner[ESPNOW_SEC_ADDR_LEN])
+{
+    espnow_sec_ccm_key_t k = {0};
+    esp_err_t err = espnow_sec_data_key_import(&k, key);
+    if (err != ESP_OK) {
+        return err;
+    }
+    espnow_sec_crypto_ccm_key_destroy(&node->data_key);
+    node->data_key = k;
+    memcpy(node->app_key, key, ESPNOW_SEC_APP_KEY_LEN);
+    memcpy(node->provisioner, provisioner, ESPNOW_SEC_ADDR_LEN);
+    node->has_key = true;
+    espnow_sec_log_secret(node, "app_key", node->app_key, sizeof(node->app_key));
+    return ESP_OK;
+}
+
+void espnow_sec_drop_key(espnow_sec_node_t *node)
+{
+    espnow_sec_crypto_ccm_key_destroy(&node->data_key);
+    espnow_sec_memzero(node->app_key, sizeof(node->app_key));
+    memset(node->provisioner, 0, sizeof(node->provisioner));
+    node->has_key = false;
+}
+
+esp_err_t espnow_sec_node_init(espnow_sec_node_t *node, const espnow_sec_env_t *env,
+                               const espnow_sec_node_config_t *cfg)
+{
+    if (node == NULL || env == NULL || cfg == NULL || cfg->pop == NULL || env->now_ms == NULL ||
+        env->random == NULL || env->send == NULL || env->store_load == NULL ||
+        env->store_save == NULL || env->store_erase == NULL || cfg->channel > 14 ||
+        (cfg->role != ESPNOW_SEC_ROLE_INITIATOR && cfg->role != ESPNOW_SEC_ROLE_RESPONDER)) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    size_t pop_len = strlen(cfg->pop);
+    memset(node, 0, sizeof(*node));
+    node->env = env;
+    node->role = cfg->role;
+    node->channel = cfg->channel;
+    memcpy(node->self, cfg->self_mac, ESPNOW_SEC_ADDR_LEN);
+    espnow_sec_dedupe_reset(&node->dedupe);
+
+    esp_err_t err = espnow_sec_crypto_init();
+    if (err == ESP_OK && pop_len != 0) {
+        /* Only the hash is kept: it is all security1 uses (§4.2). "" = no PoP. */
+        err = espnow_sec_compat_pop_hash((const uint8_t *)cfg->pop, pop_len, node->pop_hash);
+        node->has_pop = true;
+    }
+    if (err != ESP_OK) {
+        goto fail;
+    }
+    espnow_sec_key_record_t rec;
+    err = espnow_sec_keystore_load(env, &rec);
+    if (err == ESP_OK) {
+        err = espnow_sec_install_key(node, rec.key, rec.provisioner);
+    } else if (err == ESP_ERR_NOT_FOUND && node->role == ESPNOW_SEC_ROLE_INITIATOR) {
+        /* The initiator owns the group key: 32 random bytes, persisted once. */
+        env->random(env->ctx, rec.key, sizeof(rec.key));
+        memcpy(rec.provisioner, node->self, ESPNOW_SEC_ADDR_LEN);
+        err = espnow_sec_keystore_save(env, &rec);
+        if (err == ESP_OK) {
+            err = espnow_sec_install_key(node, rec.key, rec.provisioner);
+        }
+    } else if (err == ESP_ERR_NOT_FOUND) {
+        err = ESP_OK; /* a responder waits for a key */
+    }
+    espnow_sec_memzero(&rec, sizeof(rec));
+    if (err != ESP_OK) {
+        if (err == ESP_ERR_ESPNOW_SEC_STORE_CORRUPT) {
+            espnow_sec_log(node, ESPNOW_SEC_LOG_ERROR,
+                           "stored key record is damaged; left untouched: erase it to re-provision");
+        }
+        goto fail;
+    }
+    espnow_sec_log(node, ESPNOW_SEC_LOG_INFO, "%s " ESPNOW_SEC_MACSTR " on channel %u, %s",
+                   node->role == ESPNOW_SEC_ROLE_INITIATOR ? "initiator" : "responder",
+                   ESPNOW_SEC_MAC2STR(node->self), node->channel, node->has_key ? "secured" : "no key yet");
+    return ESP_OK;
+fail:
+    espnow_sec_node_deinit(node);
+    return err;
+}
+
+void espnow_sec_node_deinit(espnow_sec_node_t *node)
+{
+    if (node == NULL) {
+        return;
+    }
+    espnow_sec_crypto_ccm_key_destroy(&node->data_key);
+    espnow_sec_memzero(node, sizeof(*node));
+}
+
+/* ---- receive ---- */
+
+typedef struct {
+    uint8_t type;
+    espnow_sec_rx_handler_t initiator;
+    espnow_sec_rx_handler_t responder;
+} rx_route_t;
+
+static const rx_route_t s_routes[] = {
+    {ESPNOW_SEC_T_GROUP, NULL, espnow_sec_rsp_on_group},
+    {ESPNOW_SEC_T_DATA, espnow_sec_data_on_frame, espnow_sec_data_on_frame},
+    {ESPNOW_SEC_T_SECURITY_STATUS, espnow_sec_ini_on_status, NULL},
+    {ESPNOW_SEC_T_SECURITY, espnow_sec_ini_on_security, espnow_sec_rsp_on_security},
+};
+
+/* Every rejected frame ends here: one counter, one DEBUG line (attacks are counted,
+ * not logged as errors: STYLE.md example 14). */
+static void reject(espnow_sec_node_t *node, const espnow_sec_rx_t *rx, esp_err_t why, const char *what)
+{
+    switch (why) {
+    case ESP_ERR_ESPNOW_SEC_AUTH:
+        node->stats.rx_auth_fail++;
+        break;
+    case ESP_ERR_INVALID_STATE:
+        node->stats.rx_unexpected++;
+        break;
+    case ESP_ERR_NOT_SUPPORTED:
+        node->stats.rx_foreign++;
+        break;
+    case ESP_ERR_ESPNOW_SEC_MALFORMED:
+    default:
+        node->stats.rx_malformed++;
+        break;
+    }
+    if (rx != NULL) {
+        espnow_sec_log(node, ESPNOW_SEC_LOG_DEBUG, "drop type %u from " ESPNOW_SEC_MACSTR ": %s",
+                       rx->hdr.type, ESPNOW_SEC_MAC2STR(rx->hdr.src), what);
+    } else {
+        espnow_sec_log(node, ESPNOW_SEC_LOG_DEBUG, "drop frame: %s", what);
+    }
+}
+
+void espnow_sec_node_on_frame(espnow_sec_node_t *node, const uint8_t src[ESPNOW_SEC_ADDR_LEN],
+                              const uint8_t dst[ESPNOW_SEC_ADDR_LEN], const uint8_t *data,
+                              size_t len, int8_t rssi, uint8_t channel)
+{
+    (void)src; /* the header's src_addr names the originator (§2.1) */
+    (void)dst;
+    if (node == NULL || node->env == NULL) {
+        return;
+    }
+    node->stats.rx_frames++;
+    if (data == NULL) {
+        reject(node, NULL, ESP_ERR_ESPNOW_SEC_MALFORMED, "no data");
+        return;
+    }
+    espnow_sec_rx_t rx = {.rssi = rssi, .channel = channel};
+    esp_err_t err = espnow_sec_hdr_decode(data, len, &rx.hdr);
+    if (err != ESP_OK) {
+        reject(node, NULL, err, err == ESP_ERR_NOT_SUPPORTED ? "other version" : "bad header or length");
+        return;
+    }
+    rx.payload = &data[ESPNOW_SEC_HDR_LEN];
+    rx.len = len - ESPNOW_SEC_HDR_LEN;
+    if (espnow_sec_mac_eq(rx.hdr.src, node->self)) {
+        reject(node, &rx, ESP_ERR_NOT_SUPPORTED, "own frame");
+        return;
+    }
+    /* Upstream's filter_adjacent_channel (§2.1): 0 = "current", 15 = all channels. */
+    if (rx.hdr.filter_adjacent && rx.hdr.channel != 0 && rx.hdr.channel != 0x0F &&
+        rx.hdr.channel != channel) {
+        reject(node, &rx, ESP_ERR_NOT_SUPPORTED, "other channel");
+        return;
+    }
+    espnow_sec_rx_handler_t handler = NULL;
+    for (size_t i = 0; i < sizeof(s_routes) / sizeof(s_routes[0]); i++) {
+        if (s_routes[i].type == rx.hdr.type) {
+            handler = node->role == ESPNOW_SEC_ROLE_INITIATOR ? s_routes[i].initiator : s_routes[i].responder;
+            break;
+        }
+    }
+    if (handler == NULL) {
+        reject(node, &rx, ESP_ERR_NOT_SUPPORTED, "type not handled by this role");
+        return;
+    }
+    /* Group-addressed frames exist only for the handshake (Cmd0 to "SEC", §2.4); the
+     * responder checks its membership itself. */
+    bool to_group = rx.hdr.group && rx.hdr.type == ESPNOW_SEC_T_SECURITY;
+    if (!espnow_sec_mac_eq(rx.hdr.dest, node->self) && !espnow_sec_mac_is_broadcast(rx.hdr.dest) &&
+        !to_group) {
+        reject(node, &rx, ESP_ERR_NOT_SUPPORTED, "addressed to another station");
+        return;
+    }
+    if (espnow_sec_dedupe_seen(&node->dedupe, rx.hdr.src, rx.hdr.type, rx.hdr.magic)) {
+        node->stats.rx_duplicate++;
+        return;
+    }
+    err = handler(node, &rx);
+    if (err == ESP_OK) {
+        espnow_sec_dedupe_commit(&node->dedupe, rx.hdr.src, rx.hdr.type, rx.hdr.magic);
+        return;
+    }
+    reject(node, &rx, err,
+           err == ESP_ERR_INVALID_STATE  ? "not expected now"
+           : err == ESP_ERR_ESPNOW_SEC_AUTH ? "authentication failed"
+                                            : "malformed");
+}
+
+void espnow_sec_node_on_send_status(espnow_sec_node_t *node,
+                                    const uint8_t dst[ESPNOW_SEC_ADDR_LEN], bool delivered)
+{
+    /* Retransmission is driven by answers, not MAC ACKs: an ACK does not mean the peer
+     * processed the frame (bug B2/B15), and a missing one is covered by the retry timer. */
+    (void)dst;
+    if (node != NULL && !delivered) {
+        node->stats.tx_failed++;
+    }
+}
+
+uint32_t espnow_sec_node_tick(espnow_sec_node_t *node)
+{
+    if (node == NULL || node->env == NULL || node->role != ESPNOW_SEC_ROLE_INITIATOR) {
+        return UINT32_MAX;
+    }
+    return espnow_sec_ini_tick(node, espnow_sec_now(node));
+}
+
+esp_err_t espnow_sec_node_provision(espnow_sec_node_t *node, uint32_t scan_ms)
+{
+    if (node == NULL || node->env == NULL) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    return espnow_sec_ini_provision(node, scan_ms);
+}
+
+esp_err_t espnow_sec_node_send(espnow_sec_node_t *node, const uint8_t *dst, const uint8_t *data,
+                               size_t len)
+{
+    if (node == NULL || node->env == NULL) {
+        return ESP_ERR_INVALID_STATE;
+    }
+    return espnow_sec_data_send(node, dst, data, len);
+}
+
+size_t espnow_sec_node_max_payload(const espnow_sec_node_t *node)
+{
+    (void)node;
+    return ESPNOW_SEC_MAX_PAYLOAD_COMPAT;
+}
+
+bool espnow_sec_node_is_secured(const espnow_sec_node_t *node)
+{
+    return node != NULL && node->has_key;
+}
+
+esp_err_t espnow_sec_node_erase_key(espnow_sec_node_t *node)
+{
+    if (node == NULL || node->env == NULL) {
+        return ESP_ERR_INVALID_STATE;
+    }
+    if (espnow_sec_ini_busy(node)) {
+        return ESP_ERR_INVALID_STATE; /* a run is using the key */
+    }
+    esp_err_t err = node->env->store_erase(node->env->ctx, ESPNOW_SEC_KEY_RECORD_NAME);
+    if (err != ESP_OK) {
+        return err;
+    }
+    espnow_sec_drop_key(node);
+    if (node->role == ESPNOW_SEC_ROLE_RESPONDER) {
+        espnow_sec_rsp_wipe(node);
+    }
+    return ESP_OK;
+}
+
+void espnow_sec_node_get_stats(const espnow_sec_node_t *node, espnow_sec_stats_t *out)
+{
+    if (node != NULL && out != NULL) {
+        *out = node->stats;
+    }
+}

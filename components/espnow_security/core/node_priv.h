@@ -1,0 +1,214 @@
+/*
+ * node_priv.h - the node's tables and the functions the core's files share.
+ * Not for ports or apps: they use node.h only. Tests may look inside.
+ */
+#pragma once
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
+#include "dedupe.h"
+#include "env.h"
+#include "frame.h"
+#include "hs_compat.h"
+#include "espnow_sec_limits.h"
+#include "node.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ESPNOW_SEC_MACSTR "%02x:%02x:%02x:%02x:%02x:%02x"
+#define ESPNOW_SEC_MAC2STR(m) (m)[0], (m)[1], (m)[2], (m)[3], (m)[4], (m)[5]
+
+/** A handshake record we may have to send again: {type, size, data}. */
+#define ESPNOW_SEC_HS_RECORD_MAX (2 + ESPNOW_SEC_COMPAT_MSG_MAX)
+
+/* ---- initiator ---- */
+
+typedef enum {
+    ESPNOW_SEC_RUN_IDLE = 0,
+    ESPNOW_SEC_RUN_SCAN,
+    ESPNOW_SEC_RUN_HANDSHAKE,
+} espnow_sec_run_phase_t;
+
+typedef enum {
+    ESPNOW_SEC_PEER_PENDING = 0, /**< found by the scan, no session yet */
+    ESPNOW_SEC_PEER_ACTIVE,      /**< a session works on it */
+    ESPNOW_SEC_PEER_SECURED,
+    ESPNOW_SEC_PEER_FAILED,
+} espnow_sec_peer_state_t;
+
+typedef struct {
+    uint8_t mac[ESPNOW_SEC_ADDR_LEN];
+    int8_t rssi;
+    uint8_t channel;
+    uint8_t state;  /**< espnow_sec_peer_state_t */
+} espnow_sec_peer_t;
+
+typedef enum {
+    ESPNOW_SEC_CS_FREE = 0,
+    ESPNOW_SEC_CS_WAIT_RESP0,
+    ESPNOW_SEC_CS_WAIT_RESP1,
+    ESPNOW_SEC_CS_WAIT_KEY_RESP,
+} espnow_sec_cs_state_t;
+
+/** Initiator side of one handshake (protocomm client). */
+typedef struct {
+    uint8_t state;  /**< espnow_sec_cs_state_t */
+    uint8_t peer;   /**< index into peers[] */
+    uint8_t tries;  /**< retransmissions of the current message */
+    uint8_t tx_len;
+    uint32_t deadline;
+    uint32_t timeout;
+    uint8_t cli_priv[ESPNOW_SEC_X25519_LEN];   /**< wiped once Resp0 is processed */
+    uint8_t cli_pub[ESPNOW_SEC_X25519_LEN];
+    espnow_sec_compat_ctr_t ctr;
+    uint8_t tx[ESPNOW_SEC_HS_RECORD_MAX];      /**< last record sent, resent verbatim */
+} espnow_sec_csession_t;
+
+typedef struct {
+    uint8_t phase;  /**< espnow_sec_run_phase_t */
+    uint8_t scan_reqs;
+    uint32_t t_start;
+    uint32_t scan_window;
+    uint32_t scan_interval;
+    uint32_t next_scan_req;
+    uint32_t scan_ms;           /**< measured, for the events */
+    uint32_t n_peers;
+    uint32_t scan_overflow;     /**< responders that did not fit peers[] (this run) */
+    uint32_t succeeded;
+    uint32_t failed;
+    espnow_sec_peer_t peers[ESPNOW_SEC_MAX_RESPONDERS];
+    espnow_sec_csession_t sess[ESPNOW_SEC_MAX_HANDSHAKES];
+} espnow_sec_initiator_t;
+
+/* ---- responder ---- */
+
+typedef enum {
+    ESPNOW_SEC_RS_FREE = 0,
+    ESPNOW_SEC_RS_WAIT_CMD1,
+    ESPNOW_SEC_RS_WAIT_KEY,
+    ESPNOW_SEC_RS_DONE,
+} espnow_sec_rs_state_t;
+
+/** Responder side of one handshake (protocomm server), with cached answers. */
+typedef struct {
+    uint8_t state;  /**< espnow_sec_rs_state_t */
+    uint8_t peer[ESPNOW_SEC_ADDR_LEN];
+    uint8_t resp0_len;
+    uint8_t resp1_len;
+    uint32_t born;  /**< creation order, to replace the oldest */
+    uint8_t cli_pub[ESPNOW_SEC_X25519_LEN];
+    uint8_t dev_pub[ESPNOW_SEC_X25519_LEN];
+    espnow_sec_compat_ctr_t ctr;              /**< wiped at DONE */
+    uint8_t cmd1_verify[ESPNOW_SEC_COMPAT_VERIFY_LEN];
+    uint8_t key_ct[ESPNOW_SEC_COMPAT_KEY_LEN];
+    uint8_t resp0[ESPNOW_SEC_HS_RECORD_MAX];
+    uint8_t resp1[ESPNOW_SEC_HS_RECORD_MAX];
+    uint8_t key_resp[ESPNOW_SEC_COMPAT_KEY_RECORD_LEN];
+} espnow_sec_rsession_t;
+
+typedef struct {
+    bool in_sec_group;
+    uint32_t seq;
+    espnow_sec_rsession_t sess[ESPNOW_SEC_RESPONDER_SESSIONS];
+} espnow_sec_responder_t;
+
+/* ---- the node ---- */
+
+struct espnow_sec_node {
+    const espnow_sec_env_t *env;
+    espnow_sec_role_t role;
+    uint8_t self[ESPNOW_SEC_ADDR_LEN];
+    uint8_t channel;
+    bool has_pop;
+    bool has_key;
+    uint8_t pop_hash[ESPNOW_SEC_SHA256_LEN];
+    uint8_t app_key[ESPNOW_SEC_APP_KEY_LEN];
+    uint8_t provisioner[ESPNOW_SEC_ADDR_LEN]; /**< who delivered app_key (own MAC on an initiator) */
+    espnow_sec_ccm_key_t data_key;
+    espnow_sec_stats_t stats;
+    espnow_sec_dedupe_t dedupe;
+    union {
+        espnow_sec_initiator_t ini;
+        espnow_sec_responder_t rsp;
+    } u;
+};
+
+/** A received frame after header checks. */
+typedef struct {
+    espnow_sec_hdr_t hdr;
+    const uint8_t *payload; /**< into the caller's buffer */
+    size_t len;             /**< real payload length */
+    int8_t rssi;
+    uint8_t channel;        /**< radio channel it arrived on */
+} espnow_sec_rx_t;
+
+/*
+ * Handlers return ESP_OK when the frame was consumed (even if a handshake failed
+ * because of it), ESP_ERR_ESPNOW_SEC_MALFORMED for a bad length/encoding,
+ * ESP_ERR_INVALID_STATE for a frame that is valid but not expected now, and
+ * ESP_ERR_ESPNOW_SEC_AUTH for a data frame that failed authentication.
+ * node.c counts and logs them in one place.
+ */
+typedef esp_err_t (*espnow_sec_rx_handler_t)(espnow_sec_node_t *node, const espnow_sec_rx_t *rx);
+
+/* node.c */
+uint32_t espnow_sec_now(const espnow_sec_node_t *node);
+void espnow_sec_log(const espnow_sec_node_t *node, espnow_sec_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/**
+ * Hex-dump key material at DEBUG, only when CONFIG_ESPNOW_SEC_LOG_SECRETS=y (for comparing
+ * with test vectors); otherwise compiled to nothing (STYLE.md example 14).
+ */
+void espnow_sec_log_secret(const espnow_sec_node_t *node, const char *label, const uint8_t *buf, size_t len);
+void espnow_sec_emit(espnow_sec_node_t *node, const espnow_sec_event_t *ev);
+void espnow_sec_emit_peer(espnow_sec_node_t *node, espnow_sec_event_id_t id,
+                          const uint8_t mac[ESPNOW_SEC_ADDR_LEN], espnow_sec_fail_reason_t reason);
+/**
+ * Frame and send one payload. `dest` goes into the header; `mac_dst` is the radio
+ * destination (unicast MAC or broadcast). Fills version, size, a fresh random magic,
+ * own channel and src.
+ */
+esp_err_t espnow_sec_tx(espnow_sec_node_t *node, const uint8_t mac_dst[ESPNOW_SEC_ADDR_LEN],
+                        uint8_t type, const uint8_t dest[ESPNOW_SEC_ADDR_LEN], bool broadcast,
+                        bool group, bool security, const uint8_t *payload, size_t len);
+/** Install an app key in RAM (data key imported). Does not store it. */
+esp_err_t espnow_sec_install_key(espnow_sec_node_t *node, const uint8_t key[ESPNOW_SEC_APP_KEY_LEN],
+                                 const uint8_t provisioner[ESPNOW_SEC_ADDR_LEN]);
+void espnow_sec_drop_key(espnow_sec_node_t *node);
+/** True when a - b >= 0 in wrapping millisecond time. */
+static inline bool espnow_sec_time_reached(uint32_t now, uint32_t deadline)
+{
+    return (int32_t)(now - deadline) >= 0;
+}
+
+/* initiator.c */
+void espnow_sec_ini_reset(espnow_sec_node_t *node);
+esp_err_t espnow_sec_ini_provision(espnow_sec_node_t *node, uint32_t scan_ms);
+esp_err_t espnow_sec_ini_on_status(espnow_sec_node_t *node, const espnow_sec_rx_t *rx);
+esp_err_t espnow_sec_ini_on_security(espnow_sec_node_t *node, const espnow_sec_rx_t *rx);
+uint32_t espnow_sec_ini_tick(espnow_sec_node_t *node, uint32_t now);
+bool espnow_sec_ini_busy(const espnow_sec_node_t *node);
+void espnow_sec_ini_wipe(espnow_sec_node_t *node);
+
+/* responder.c */
+void espnow_sec_rsp_reset(espnow_sec_node_t *node);
+esp_err_t espnow_sec_rsp_on_security(espnow_sec_node_t *node, const espnow_sec_rx_t *rx);
+esp_err_t espnow_sec_rsp_on_group(espnow_sec_node_t *node, const espnow_sec_rx_t *rx);
+/** Whether a HANDSHAKE addressed to `dest` (group flag as given) is for this responder. */
+bool espnow_sec_rsp_accepts_dest(const espnow_sec_node_t *node, const espnow_sec_hdr_t *hdr);
+void espnow_sec_rsp_wipe(espnow_sec_node_t *node);
+
+/* datapath.c */
+esp_err_t espnow_sec_data_on_frame(espnow_sec_node_t *node, const espnow_sec_rx_t *rx);
+esp_err_t espnow_sec_data_send(espnow_sec_node_t *node, const uint8_t *dst, const uint8_t *data,
+                               size_t len);
+
+#ifdef __cplusplus
+}
+#endif

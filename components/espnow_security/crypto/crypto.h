@@ -1,0 +1,108 @@
+/*
+ * crypto.h - the few primitives the core needs, over the PSA Crypto API.
+ *
+ * crypto_psa.c is the only file of the component that includes psa/crypto.h, so PSA
+ * status mapping, key-ID lifetimes and output-length checks live in one place
+ * (STYLE.md "Examples to follow" 8-9). Everything here is stateless except the CCM key
+ * CCM key object, which only holds key bytes (see espnow_sec_ccm_key_t).
+ *
+ * Errors: ESP_OK; ESP_ERR_INVALID_ARG (bad length, NULL, a public key that is not a valid
+ * or is a low-order X25519 point); ESP_ERR_ESPNOW_SEC_AUTH (AEAD tag mismatch);
+ * ESP_ERR_NO_MEM; ESP_ERR_NOT_SUPPORTED (algorithm missing from the PSA build);
+ * ESP_FAIL (any other PSA failure).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "esp_err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ESPNOW_SEC_X25519_LEN 32
+#define ESPNOW_SEC_SHA256_LEN 32
+#define ESPNOW_SEC_AES_BLOCK 16
+
+/** psa_crypto_init(); safe to call more than once. */
+esp_err_t espnow_sec_crypto_init(void);
+
+/**
+ * X25519 public key of `priv` (32 random bytes, RFC 7748 little-endian; the library
+ * clamps on import, RFC 7748 §5).
+ */
+esp_err_t espnow_sec_crypto_x25519_public(const uint8_t priv[ESPNOW_SEC_X25519_LEN],
+                                          uint8_t pub[ESPNOW_SEC_X25519_LEN]);
+
+/**
+ * shared = X25519(priv, peer_pub), RFC 7748 encoding. Fails with ESP_ERR_INVALID_ARG
+ * when PSA refuses the peer key or the result is all zero (a low-order peer key,
+ * RFC 7748 §6.1 "check ... all-zero value"); `shared` is wiped on any failure.
+ */
+esp_err_t espnow_sec_crypto_x25519(const uint8_t priv[ESPNOW_SEC_X25519_LEN],
+                                   const uint8_t peer_pub[ESPNOW_SEC_X25519_LEN],
+                                   uint8_t shared[ESPNOW_SEC_X25519_LEN]);
+
+esp_err_t espnow_sec_crypto_sha256(const uint8_t *in, size_t len,
+                                   uint8_t out[ESPNOW_SEC_SHA256_LEN]);
+
+/**
+ * AES-256-CTR keystream applied at byte `offset` of the stream whose initial counter
+ * block is `iv` (a 128-bit big-endian counter, NIST SP 800-38A §6.5 / B.1). Calling it
+ * with consecutive offsets is one continuous stream, partial blocks included, so
+ * crypt(0, 5 bytes) then crypt(5, 27 bytes) == crypt(0, 32 bytes). in == out is allowed.
+ */
+esp_err_t espnow_sec_crypto_aes256_ctr(const uint8_t key[32], const uint8_t iv[ESPNOW_SEC_AES_BLOCK],
+                                       uint32_t offset, const uint8_t *in, uint8_t *out,
+                                       size_t len);
+
+/**
+ * An AES key for AES-CCM with a fixed tag length. It holds the key bytes; every seal/open
+ * imports a volatile PSA key and destroys it before returning, so no PSA key slot stays
+ * in use between frames (many nodes share one PSA key store in the host simulator, and
+ * Mbed TLS has only a few dozen slots). key_len 0 = no key.
+ */
+typedef struct {
+    uint8_t key[32];
+    uint8_t key_len;   /**< 16, 24 or 32; 0 = none */
+    uint8_t tag_len;   /**< 4..16, even */
+} espnow_sec_ccm_key_t;
+
+/** Set up `k` from `key` (16/24/32 bytes) for CCM with `tag_len`-byte tags. */
+esp_err_t espnow_sec_crypto_ccm_key_import(espnow_sec_ccm_key_t *k, const uint8_t *key,
+                                           size_t key_len, size_t tag_len);
+/** Wipe the key (no-op when none). Leaves k->key_len == 0. */
+void espnow_sec_crypto_ccm_key_destroy(espnow_sec_ccm_key_t *k);
+
+/**
+ * out = C || T with |C| = pt_len and |T| = k->tag_len (out holds pt_len + tag_len).
+ * nonce_len 7..13 (NIST SP 800-38C A.1).
+ */
+esp_err_t espnow_sec_crypto_ccm_seal(const espnow_sec_ccm_key_t *k, const uint8_t *nonce,
+                                     size_t nonce_len, const uint8_t *aad, size_t aad_len,
+                                     const uint8_t *pt, size_t pt_len, uint8_t *out);
+
+/**
+ * in = C || T (in_len >= tag_len); out receives in_len - tag_len bytes. The tag is
+ * checked inside PSA; on ESP_ERR_ESPNOW_SEC_AUTH (or any error) `out` is wiped, so
+ * unauthenticated plaintext never reaches the caller.
+ */
+esp_err_t espnow_sec_crypto_ccm_open(const espnow_sec_ccm_key_t *k, const uint8_t *nonce,
+                                     size_t nonce_len, const uint8_t *aad, size_t aad_len,
+                                     const uint8_t *in, size_t in_len, uint8_t *out);
+
+/** Constant-time equality for verifiers and echoes (never memcmp a secret). */
+bool espnow_sec_ct_equal(const void *a, const void *b, size_t len);
+
+/** Constant-time "all bytes zero". */
+bool espnow_sec_ct_is_zero(const void *a, size_t len);
+
+/** Wipe memory; not optimised away (volatile stores). */
+void espnow_sec_memzero(void *p, size_t len);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,558 @@
+/*
+ * test_handshake.c - initiator and responder cores driven against each other in one
+ * process through sim.c's air: fixed randomness, fake clock, scripted loss and tampering.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "keystore.h"
+#include "sim.h"
+
+#define POP "espnow_pop"
+#define RUN_MS 60000
+
+static sim_t *make(int responders, uint64_t seed)
+{
+    sim_t *sim = sim_new(1000);
+    sim_add(sim, seed);
+    for (int i = 0; i < responders; i++) {
+        sim_add(sim, seed);
+    }
+    CHECK_EQ(sim_start(sim, 0, ESPNOW_SEC_ROLE_INITIATOR, POP), ESP_OK);
+    for (int i = 1; i <= responders; i++) {
+        CHECK_EQ(sim_start(sim, i, ESPNOW_SEC_ROLE_RESPONDER, POP), ESP_OK);
+    }
+    return sim;
+}
+
+static void provision(sim_t *sim, uint32_t scan_ms)
+{
+    CHECK_EQ(espnow_sec_node_provision(sim->nodes[0].node, scan_ms), ESP_OK);
+    sim_run(sim, RUN_MS, sim_provision_done);
+    CHECK(sim_provision_done(sim));
+}
+
+static const espnow_sec_event_t *done_event(sim_t *sim)
+{
+    return sim_find_event(&sim->nodes[0], ESPNOW_SEC_EVENT_PROVISION_DONE, 0);
+}
+
+static bool peer_event(const sim_node_t *n, espnow_sec_event_id_t id, const uint8_t mac[6],
+                       espnow_sec_fail_reason_t reason)
+{
+    for (int i = 0; i < n->n_events; i++) {
+        const espnow_sec_event_t *e = &n->events[i];
+        if (e->id == id && memcmp(e->data.peer.mac, mac, 6) == 0 && e->data.peer.reason == reason) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void check_all_secured(sim_t *sim, int responders)
+{
+    sim_node_t *ini = &sim->nodes[0];
+    CHECK_EQ(sim_count_events(ini, ESPNOW_SEC_EVENT_SCAN_DONE), 1);
+    CHECK_EQ(sim_count_events(ini, ESPNOW_SEC_EVENT_PEER_SECURED), responders);
+    CHECK_EQ(sim_count_events(ini, ESPNOW_SEC_EVENT_PEER_FAILED), 0);
+    CHECK_EQ(sim_count_events(ini, ESPNOW_SEC_EVENT_PROVISION_DONE), 1);
+    const espnow_sec_event_t *d = done_event(sim);
+    CHECK(d != NULL);
+    if (d != NULL) {
+        CHECK_EQ(d->data.done.succeeded, responders);
+        CHECK_EQ(d->data.done.unfinished, 0);
+    }
+    for (int i = 1; i <= responders; i++) {
+        sim_node_t *r = &sim->nodes[i];
+        CHECK(peer_event(ini, ESPNOW_SEC_EVENT_PEER_SECURED, r->mac, ESPNOW_SEC_FAIL_NONE));
+        CHECK_EQ(sim_count_events(r, ESPNOW_SEC_EVENT_PEER_SECURED), 1);
+        CHECK(peer_event(r, ESPNOW_SEC_EVENT_PEER_SECURED, ini->mac, ESPNOW_SEC_FAIL_NONE));
+        CHECK(espnow_sec_node_is_secured(r->node));
+        CHECK_MEM(r->node->app_key, ini->node->app_key, 32);
+        /* persisted with the provisioner's MAC */
+        espnow_sec_key_record_t rec;
+        CHECK(r->has_rec);
+        CHECK_EQ(espnow_sec_keyrec_decode(r->rec, r->rec_len, &rec), ESP_OK);
+        CHECK_MEM(rec.key, ini->node->app_key, 32);
+        CHECK_MEM(rec.provisioner, ini->mac, 6);
+    }
+}
+
+static void exchange_data(sim_t *sim, int responders)
+{
+    static const uint8_t hello[] = "hello, secured world";
+    sim_node_t *ini = &sim->nodes[0];
+    int before[SIM_MAX_NODES];
+    for (int i = 0; i <= responders; i++) {
+        before[i] = sim->nodes[i].n_rx;
+    }
+    CHECK_EQ(espnow_sec_node_send(ini->node, NULL, hello, sizeof(hello)), ESP_OK);
+    sim_flush(sim);
+    for (int i = 1; i <= responders; i++) {
+        sim_node_t *r = &sim->nodes[i];
+        CHECK_EQ(r->n_rx, before[i] + 1);
+        if (r->n_rx == before[i] + 1) {
+            CHECK_EQ(r->rx[before[i]].len, sizeof(hello));
+            CHECK_MEM(r->rx[before[i]].data, hello, sizeof(hello));
+            CHECK_EQ(r->rx[before[i]].info.protection, ESPNOW_SEC_RX_ENCRYPTED);
+            CHECK(r->rx[before[i]].info.broadcast);
+            CHECK_MEM(r->rx[before[i]].info.src, ini->mac, 6);
+        }
+        uint8_t msg[4] = {'r', 'e', 's', (uint8_t)('0' + i)};
+        CHECK_EQ(espnow_sec_node_send(r->node, ini->mac, msg, sizeof(msg)), ESP_OK);
+        sim_flush(sim);
+        CHECK_EQ(ini->n_rx, before[0] + i);
+        if (ini->n_rx == before[0] + i) {
+            CHECK_MEM(ini->rx[ini->n_rx - 1].data, msg, 4);
+            CHECK_EQ(ini->rx[ini->n_rx - 1].info.protection, ESPNOW_SEC_RX_ENCRYPTED);
+            CHECK(!ini->rx[ini->n_rx - 1].info.broadcast);
+        }
+    }
+}
+
+static void test_three_responders_secured_and_talk(void)
+{
+    sim_t *sim = make(3, 1);
+    provision(sim, 1000);
+    check_all_secured(sim, 3);
+    const espnow_sec_event_t *scan = sim_find_event(&sim->nodes[0], ESPNOW_SEC_EVENT_SCAN_DONE, 0);
+    CHECK(scan != NULL && scan->data.scan.found == 3 && scan->data.scan.scan_ms >= 1000);
+    const espnow_sec_event_t *d = done_event(sim);
+    CHECK(d != NULL && d->data.done.scan_ms == scan->data.scan.scan_ms &&
+          d->data.done.spend_ms >= d->data.done.scan_ms);
+    /* lossless air: no retransmission, 5 scan requests, Cmd0 sent once to the group */
+    espnow_sec_stats_t st;
+    espnow_sec_node_get_stats(sim->nodes[0].node, &st);
+    CHECK_EQ(st.tx_retransmits, 0);
+    CHECK_EQ(st.hs_secured, 3);
+    CHECK_EQ(sim->nodes[0].sent[SIM_K_SCAN_REQ], 5);
+    CHECK_EQ(sim->nodes[0].sent[SIM_K_CMD0], 1);
+    CHECK_EQ(sim->nodes[0].sent[SIM_K_GROUP], 2);
+    exchange_data(sim, 3);
+    /* nothing more happens afterwards: PROVISION_DONE exactly once */
+    sim_run(sim, 20000, NULL);
+    CHECK_EQ(sim_count_events(&sim->nodes[0], ESPNOW_SEC_EVENT_PROVISION_DONE), 1);
+    CHECK_EQ(sim_count_events(&sim->nodes[0], ESPNOW_SEC_EVENT_PEER_FAILED), 0);
+    sim_free(sim);
+}
+
+static void test_single_responder_unicast_cmd0(void)
+{
+    sim_t *sim = make(1, 2);
+    provision(sim, 500);
+    check_all_secured(sim, 1);
+    CHECK_EQ(sim->nodes[0].sent[SIM_K_GROUP], 0); /* one responder: no group needed */
+    exchange_data(sim, 1);
+    sim_free(sim);
+}
+
+/* ---- scripted loss ---- */
+
+typedef struct {
+    sim_kind_t kind;
+    int skip;     /* let this many through first */
+    int drop;     /* then drop this many */
+    int seen;
+    int dropped;
+} drop_script_t;
+
+static bool drop_filter(sim_t *sim, int from, const uint8_t dst[6], uint8_t *data, size_t *len,
+                        sim_kind_t kind, void *ctx)
+{
+    (void)sim; (void)from; (void)dst; (void)data; (void)len;
+    drop_script_t *d = ctx;
+    if (kind != d->kind) {
+        return true;
+    }
+    d->seen++;
+    if (d->seen > d->skip && d->dropped < d->drop) {
+        d->dropped++;
+        return false;
+    }
+    return true;
+}
+
+static void lossy_run(sim_kind_t kind, int drop, bool expect_retransmit)
+{
+    sim_t *sim = make(3, 10 + (uint64_t)kind);
+    drop_script_t d = {.kind = kind, .drop = drop};
+    sim->filter = drop_filter;
+    sim->filter_ctx = &d;
+    provision(sim, 1000);
+    CHECK_EQ(d.dropped, drop);
+    check_all_secured(sim, 3);
+    espnow_sec_stats_t st;
+    espnow_sec_node_get_stats(sim->nodes[0].node, &st);
+    if (expect_retransmit) {
+        CHECK(st.tx_retransmits > 0);
+    }
+    exchange_data(sim, 3);
+    sim_free(sim);
+}
+
+static void test_loss_info(void) { lossy_run(SIM_K_INFO, 3, false); }      /* later scan requests recover */
+static void test_loss_group_join(void) { lossy_run(SIM_K_GROUP, 1, true); } /* Cmd0 retried unicast */
+static void test_loss_cmd0(void) { lossy_run(SIM_K_CMD0, 1, true); }
+static void test_loss_resp0(void) { lossy_run(SIM_K_RESP0, 2, true); }
+static void test_loss_cmd1(void) { lossy_run(SIM_K_CMD1, 2, true); }
+static void test_loss_resp1(void) { lossy_run(SIM_K_RESP1, 2, true); }
+static void test_loss_key(void) { lossy_run(SIM_K_KEY, 2, true); }
+static void test_loss_key_resp(void) { lossy_run(SIM_K_KEY_RESP, 2, true); }
+static void test_loss_repeated(void) { lossy_run(SIM_K_RESP1, 4, true); } /* several retries, backoff */
+
+static void test_key_delivered_twice_answered_twice(void)
+{
+    sim_t *sim = make(1, 20);
+    drop_script_t d = {.kind = SIM_K_KEY_RESP, .drop = 1};
+    sim->filter = drop_filter;
+    sim->filter_ctx = &d;
+    provision(sim, 500);
+    check_all_secured(sim, 1);
+    sim_node_t *r = &sim->nodes[1];
+    CHECK_EQ(sim->nodes[0].sent[SIM_K_KEY], 2);   /* the same KEY bytes, resent */
+    CHECK_EQ(r->sent[SIM_K_KEY_RESP], 2);         /* answered again, not silent */
+    CHECK_EQ(r->saves, 1);                        /* stored once */
+    CHECK_EQ(sim_count_events(r, ESPNOW_SEC_EVENT_PEER_SECURED), 1);
+    sim_free(sim);
+}
+
+/* Retransmissions resend the same record: the CTR stream is not advanced again. */
+typedef struct {
+    uint8_t first[250];
+    size_t first_len;
+    int matches;
+    int count;
+} key_capture_t;
+
+static void key_tap(sim_t *sim, int from, const uint8_t *data, size_t len, void *ctx)
+{
+    (void)sim;
+    key_capture_t *c = ctx;
+    if (from != 0 || sim_classify(data, len) != SIM_K_KEY) {
+        return;
+    }
+    if (c->count++ == 0) {
+        memcpy(c->first, data, len);
+        c->first_len = len;
+    } else if (len == c->first_len && memcmp(data + 20, c->first + 20, len - 20) == 0 &&
+               memcmp(data + 2, c->first + 2, 2) != 0) {
+        c->matches++; /* same payload, fresh magic */
+    }
+}
+
+static void test_retransmission_resends_same_bytes(void)
+{
+    sim_t *sim = make(1, 21);
+    drop_script_t d = {.kind = SIM_K_KEY_RESP, .drop = 2};
+    key_capture_t cap = {0};
+    sim->filter = drop_filter;
+    sim->filter_ctx = &d;
+    sim->tap = key_tap;
+    sim->tap_ctx = &cap;
+    provision(sim, 500);
+    check_all_secured(sim, 1);
+    CHECK_EQ(cap.count, 3);
+    CHECK_EQ(cap.matches, 2);
+    sim_free(sim);
+}
+
+/* ---- failures ---- */
+
+static void test_wrong_pop(void)
+{
+    sim_t *sim = sim_new(1000);
+    for (int i = 0; i < 4; i++) {
+        sim_add(sim, 30);
+    }
+    CHECK_EQ(sim_start(sim, 0, ESPNOW_SEC_ROLE_INITIATOR, POP), ESP_OK);
+    CHECK_EQ(sim_start(sim, 1, ESPNOW_SEC_ROLE_RESPONDER, POP), ESP_OK);
+    CHECK_EQ(sim_start(sim, 2, ESPNOW_SEC_ROLE_RESPONDER, "not the pop"), ESP_OK);
+    CHECK_EQ(sim_start(sim, 3, ESPNOW_SEC_ROLE_RESPONDER, POP), ESP_OK);
+    provision(sim, 1000);
+    sim_node_t *ini = &sim->nodes[0], *bad = &sim->nodes[2];
+    CHECK_EQ(sim_count_events(bad, ESPNOW_SEC_EVENT_PEER_FAILED), 1);
+    CHECK(peer_event(bad, ESPNOW_SEC_EVENT_PEER_FAILED, ini->mac, ESPNOW_SEC_FAIL_POP_MISMATCH));
+    CHECK_EQ(sim_count_events(bad, ESPNOW_SEC_EVENT_PEER_SECURED), 0);
+    CHECK(!bad->has_rec);
+    CHECK(!espnow_sec_node_is_secured(bad->node));
+    CHECK_EQ(bad->sent[SIM_K_RESP1], 0); /* says nothing to a wrong verifier */
+    CHECK(peer_event(ini, ESPNOW_SEC_EVENT_PEER_FAILED, bad->mac, ESPNOW_SEC_FAIL_TIMEOUT));
+    CHECK(!peer_event(ini, ESPNOW_SEC_EVENT_PEER_SECURED, bad->mac, ESPNOW_SEC_FAIL_NONE));
+    const espnow_sec_event_t *d = done_event(sim);
+    CHECK(d != NULL && d->data.done.succeeded == 2 && d->data.done.unfinished == 1);
+    CHECK_EQ(sim_count_events(ini, ESPNOW_SEC_EVENT_PROVISION_DONE), 1);
+    /* the others are fine */
+    CHECK(espnow_sec_node_is_secured(sim->nodes[1].node));
+    CHECK(espnow_sec_node_is_secured(sim->nodes[3].node));
+    sim_free(sim);
+}
+
+static bool tamper_key_resp(sim_t *sim, int from, const uint8_t dst[6], uint8_t *data, size_t *len,
+                            sim_kind_t kind, void *ctx)
+{
+    (void)sim; (void)dst; (void)ctx;
+    if (kind == SIM_K_KEY_RESP && from == 1) {
+        data[*len - 1] ^= 0x01; /* a wrong echo */
+    }
+    return true;
+}
+
+static void test_key_resp_wrong_echo(void)
+{
+    sim_t *sim = make(2, 40);
+    sim->filter = tamper_key_resp;
+    provision(sim, 500);
+    sim_node_t *ini = &sim->nodes[0];
+    CHECK(peer_event(ini, ESPNOW_SEC_EVENT_PEER_FAILED, sim->nodes[1].mac, ESPNOW_SEC_FAIL_KEY_ECHO));
+    CHECK(!peer_event(ini, ESPNOW_SEC_EVENT_PEER_SECURED, sim->nodes[1].mac, ESPNOW_SEC_FAIL_NONE));
+    CHECK(peer_event(ini, ESPNOW_SEC_EVENT_PEER_SECURED, sim->nodes[2].mac, ESPNOW_SEC_FAIL_NONE));
+    const espnow_sec_event_t *d = done_event(sim);
+    CHECK(d != NULL && d->data.done.succeeded == 1 && d->data.done.unfinished == 1);
+    sim_free(sim);
+}
+
+static void test_store_failure_sends_no_key_resp(void)
+{
+    sim_t *sim = make(1, 50);
+    sim->nodes[1].fail_save = true;
+    provision(sim, 500);
+    sim_node_t *r = &sim->nodes[1];
+    CHECK(peer_event(r, ESPNOW_SEC_EVENT_PEER_FAILED, sim->nodes[0].mac, ESPNOW_SEC_FAIL_STORE));
+    CHECK_EQ(r->sent[SIM_K_KEY_RESP], 0);
+    CHECK(!espnow_sec_node_is_secured(r->node));
+    CHECK(peer_event(&sim->nodes[0], ESPNOW_SEC_EVENT_PEER_FAILED, r->mac, ESPNOW_SEC_FAIL_TIMEOUT));
+    const espnow_sec_event_t *d = done_event(sim);
+    CHECK(d != NULL && d->data.done.succeeded == 0 && d->data.done.unfinished == 1);
+    sim_free(sim);
+}
+
+static void test_no_responder(void)
+{
+    sim_t *sim = make(0, 60);
+    provision(sim, 800);
+    const espnow_sec_event_t *scan = sim_find_event(&sim->nodes[0], ESPNOW_SEC_EVENT_SCAN_DONE, 0);
+    CHECK(scan != NULL && scan->data.scan.found == 0);
+    const espnow_sec_event_t *d = done_event(sim);
+    CHECK(d != NULL && d->data.done.succeeded == 0 && d->data.done.unfinished == 0);
+    /* a second run may start right away; a run in progress refuses another */
+    CHECK_EQ(espnow_sec_node_provision(sim->nodes[0].node, 100), ESP_OK);
+    CHECK_EQ(espnow_sec_node_provision(sim->nodes[0].node, 100), ESP_ERR_INVALID_STATE);
+    CHECK_EQ(espnow_sec_node_erase_key(sim->nodes[0].node), ESP_ERR_INVALID_STATE);
+    sim_free(sim);
+}
+
+static void test_second_run_skips_own_responders(void)
+{
+    sim_t *sim = make(2, 70);
+    provision(sim, 500);
+    check_all_secured(sim, 2);
+    sim_node_t *ini = &sim->nodes[0];
+    ini->n_events = 0;
+    provision(sim, 500);
+    const espnow_sec_event_t *scan = sim_find_event(ini, ESPNOW_SEC_EVENT_SCAN_DONE, 0);
+    CHECK(scan != NULL && scan->data.scan.found == 0); /* INFO: configured by us */
+    const espnow_sec_event_t *d = done_event(sim);
+    CHECK(d != NULL && d->data.done.succeeded == 0 && d->data.done.unfinished == 0);
+    sim_free(sim);
+}
+
+static void test_reboot_keeps_key(void)
+{
+    sim_t *sim = make(1, 80);
+    provision(sim, 500);
+    check_all_secured(sim, 1);
+    uint8_t key[32];
+    memcpy(key, sim->nodes[0].node->app_key, 32);
+    /* both restart from their stores */
+    for (int i = 0; i < 2; i++) {
+        espnow_sec_node_deinit(sim->nodes[i].node);
+        CHECK_EQ(sim_start(sim, i, i == 0 ? ESPNOW_SEC_ROLE_INITIATOR : ESPNOW_SEC_ROLE_RESPONDER, POP), ESP_OK);
+        CHECK(espnow_sec_node_is_secured(sim->nodes[i].node));
+        CHECK_MEM(sim->nodes[i].node->app_key, key, 32);
+    }
+    CHECK_MEM(sim->nodes[1].node->provisioner, sim->nodes[0].mac, 6);
+    exchange_data(sim, 1);
+    sim_free(sim);
+}
+
+static void test_corrupt_store_refused_and_untouched(void)
+{
+    sim_t *sim = make(1, 90);
+    provision(sim, 500);
+    sim_node_t *r = &sim->nodes[1];
+    espnow_sec_node_deinit(r->node);
+    r->rec[10] ^= 0xFF;
+    uint8_t copy[128];
+    size_t len = r->rec_len;
+    memcpy(copy, r->rec, len);
+    CHECK_EQ(sim_start(sim, 1, ESPNOW_SEC_ROLE_RESPONDER, POP), ESP_ERR_ESPNOW_SEC_STORE_CORRUPT);
+    CHECK(r->has_rec);
+    CHECK_EQ(r->rec_len, len);
+    CHECK_MEM(r->rec, copy, len);
+    /* a record of the wrong length too */
+    r->rec_len = 43;
+    CHECK_EQ(sim_start(sim, 1, ESPNOW_SEC_ROLE_RESPONDER, POP), ESP_ERR_ESPNOW_SEC_STORE_CORRUPT);
+    /* erased: starts clean, can be provisioned again */
+    r->has_rec = false;
+    CHECK_EQ(sim_start(sim, 1, ESPNOW_SEC_ROLE_RESPONDER, POP), ESP_OK);
+    CHECK(!espnow_sec_node_is_secured(r->node));
+    sim_free(sim);
+}
+
+static void test_erase_key_then_reprovision(void)
+{
+    sim_t *sim = make(1, 95);
+    provision(sim, 500);
+    sim_node_t *r = &sim->nodes[1];
+    CHECK_EQ(espnow_sec_node_erase_key(r->node), ESP_OK);
+    CHECK(!r->has_rec);
+    CHECK(!espnow_sec_node_is_secured(r->node));
+    sim->nodes[0].n_events = 0;
+    r->n_events = 0;
+    provision(sim, 500);
+    check_all_secured(sim, 1);
+    sim_free(sim);
+}
+
+/* A stranger's Cmd0 does not lock the responder to it (upstream §6.1 item 10). */
+static void test_stranger_cmd0_does_not_lock_out(void)
+{
+    sim_t *sim = make(1, 100);
+    uint8_t stranger[6] = {0x0A, 0xBB, 0xCC, 0xDD, 0xEE, 0x01};
+    espnow_sec_sec1_t m = {.msg = ESPNOW_SEC_SEC1_CMD0};
+    uint8_t priv[32];
+    memset(priv, 0x77, 32);
+    CHECK_EQ(espnow_sec_crypto_x25519_public(priv, m.pub), ESP_OK);
+    uint8_t msg[64], frame[250];
+    size_t mlen = 0;
+    CHECK_EQ(espnow_sec_compat_build(&m, msg, sizeof(msg), &mlen), ESP_OK);
+    espnow_sec_hdr_t h = {.type = ESPNOW_SEC_T_SECURITY, .version = 2, .size = (uint8_t)(mlen + 2), .magic = 7};
+    memcpy(h.dest, sim->nodes[1].mac, 6);
+    memcpy(h.src, stranger, 6);
+    espnow_sec_hdr_encode(&h, frame);
+    frame[20] = ESPNOW_SEC_R_HANDSHAKE;
+    frame[21] = (uint8_t)mlen;
+    memcpy(&frame[22], msg, mlen);
+    sim_inject(sim, 1, stranger, frame, 22 + mlen);
+    CHECK_EQ(sim->nodes[1].sent[SIM_K_RESP0], 1);
+    provision(sim, 500);
+    check_all_secured(sim, 1);
+    sim_free(sim);
+}
+
+/* All-zero client key: refused, BAD_KEY, no answer. */
+static void test_zero_client_key_rejected(void)
+{
+    sim_t *sim = make(1, 110);
+    uint8_t src[6] = {0x0A, 1, 2, 3, 4, 5};
+    espnow_sec_sec1_t m = {.msg = ESPNOW_SEC_SEC1_CMD0}; /* pub all zero */
+    uint8_t msg[64], frame[250];
+    size_t mlen = 0;
+    CHECK_EQ(espnow_sec_compat_build(&m, msg, sizeof(msg), &mlen), ESP_OK);
+    espnow_sec_hdr_t h = {.type = ESPNOW_SEC_T_SECURITY, .version = 2, .size = (uint8_t)(mlen + 2), .magic = 9};
+    memset(h.dest, 0xff, 6);
+    memcpy(h.src, src, 6);
+    espnow_sec_hdr_encode(&h, frame);
+    frame[20] = ESPNOW_SEC_R_HANDSHAKE;
+    frame[21] = (uint8_t)mlen;
+    memcpy(&frame[22], msg, mlen);
+    sim_inject(sim, 1, src, frame, 22 + mlen);
+    CHECK(peer_event(&sim->nodes[1], ESPNOW_SEC_EVENT_PEER_FAILED, src, ESPNOW_SEC_FAIL_BAD_KEY));
+    CHECK_EQ(sim->nodes[1].sent[SIM_K_RESP0], 0);
+    sim_free(sim);
+}
+
+/* More responders than concurrent handshakes: waves, each with its own client key. */
+static void test_more_responders_than_sessions(void)
+{
+    int n = ESPNOW_SEC_MAX_HANDSHAKES + 4;
+    if (n > ESPNOW_SEC_MAX_RESPONDERS) {
+        n = ESPNOW_SEC_MAX_RESPONDERS;
+    }
+    sim_t *sim = make(n, 120);
+    provision(sim, 1000);
+    check_all_secured(sim, n);
+    CHECK(sim->nodes[0].sent[SIM_K_CMD0] >= 2);
+    sim_free(sim);
+}
+
+/* More responders than the scan table: the excess is counted, not stored. */
+static void test_scan_table_bound(void)
+{
+    int n = ESPNOW_SEC_MAX_RESPONDERS + 5;
+    if (n > SIM_MAX_NODES - 1) {
+        n = SIM_MAX_NODES - 1;
+    }
+    sim_t *sim = make(n, 130);
+    provision(sim, 1000);
+    espnow_sec_stats_t st;
+    espnow_sec_node_get_stats(sim->nodes[0].node, &st);
+    const espnow_sec_event_t *scan = sim_find_event(&sim->nodes[0], ESPNOW_SEC_EVENT_SCAN_DONE, 0);
+    CHECK(scan != NULL && scan->data.scan.found == ESPNOW_SEC_MAX_RESPONDERS);
+    CHECK(st.scan_overflow >= (uint32_t)(n - ESPNOW_SEC_MAX_RESPONDERS));
+    const espnow_sec_event_t *d = done_event(sim);
+    CHECK(d != NULL && d->data.done.succeeded == ESPNOW_SEC_MAX_RESPONDERS);
+    sim_free(sim);
+}
+
+/* A responder that never answers a handshake: every message retried RETRY_MAX times with
+ * exponential backoff, then TIMEOUT. */
+static bool drop_resp0_all(sim_t *sim, int from, const uint8_t dst[6], uint8_t *data, size_t *len,
+                           sim_kind_t kind, void *ctx)
+{
+    (void)sim; (void)from; (void)dst; (void)data; (void)len; (void)ctx;
+    return kind != SIM_K_RESP0;
+}
+
+static void test_timeout_after_retries(void)
+{
+    sim_t *sim = make(1, 140);
+    sim->filter = drop_resp0_all;
+    uint32_t t0 = sim->now;
+    provision(sim, 500);
+    sim_node_t *ini = &sim->nodes[0];
+    CHECK_EQ(ini->sent[SIM_K_CMD0], 1 + ESPNOW_SEC_RETRY_MAX);
+    CHECK(peer_event(ini, ESPNOW_SEC_EVENT_PEER_FAILED, sim->nodes[1].mac, ESPNOW_SEC_FAIL_TIMEOUT));
+    uint32_t expect = 0, t = ESPNOW_SEC_RETRY_BASE_MS;
+    for (int i = 0; i <= ESPNOW_SEC_RETRY_MAX; i++) {
+        expect += t;
+        t = t * 2 > ESPNOW_SEC_RETRY_CAP_MS ? ESPNOW_SEC_RETRY_CAP_MS : t * 2;
+    }
+    const espnow_sec_event_t *d = done_event(sim);
+    CHECK(d != NULL && d->data.done.unfinished == 1);
+    CHECK(d != NULL && d->data.done.spend_ms == d->data.done.scan_ms + expect);
+    CHECK_EQ(sim->now - t0, d->data.done.spend_ms);
+    sim_free(sim);
+}
+
+int main(void)
+{
+    RUN(test_three_responders_secured_and_talk);
+    RUN(test_single_responder_unicast_cmd0);
+    RUN(test_loss_info);
+    RUN(test_loss_group_join);
+    RUN(test_loss_cmd0);
+    RUN(test_loss_resp0);
+    RUN(test_loss_cmd1);
+    RUN(test_loss_resp1);
+    RUN(test_loss_key);
+    RUN(test_loss_key_resp);
+    RUN(test_loss_repeated);
+    RUN(test_key_delivered_twice_answered_twice);
+    RUN(test_retransmission_resends_same_bytes);
+    RUN(test_wrong_pop);
+    RUN(test_key_resp_wrong_echo);
+    RUN(test_store_failure_sends_no_key_resp);
+    RUN(test_no_responder);
+    RUN(test_second_run_skips_own_responders);
+    RUN(test_reboot_keeps_key);
+    RUN(test_corrupt_store_refused_and_untouched);
+    RUN(test_erase_key_then_reprovision);
+    RUN(test_stranger_cmd0_does_not_lock_out);
+    RUN(test_zero_client_key_rejected);
+    RUN(test_more_responders_than_sessions);
+    RUN(test_scan_table_bound);
+    RUN(test_timeout_after_retries);
+    HARNESS_END();
+}
