@@ -66,6 +66,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     n_ports = len(ports.split("|"))
     for item in items:
+        if "dut" not in getattr(item, "fixturenames", ()):
+            continue
         callspec = getattr(item, "callspec", None)
         count = int(callspec.params.get("count", 1)) if callspec else 1
         if count > 1 and n_ports != count:
