@@ -15,6 +15,13 @@
 #include "node_priv.h"
 
 #define SIM_MAX_NODES 48
+/*
+ * Every keyed node holds one PSA key (its data key, crypto.h) for as long as it has the key,
+ * and a handshake briefly needs 1-2 more. All nodes of a test share one process-wide PSA key
+ * store, and Mbed TLS 2.28 has 32 volatile key slots (MBEDTLS_PSA_KEY_SLOT_COUNT): a test
+ * keeps at most this many nodes keyed at once (more nodes may exist if they stay unkeyed).
+ */
+#define SIM_MAX_KEYED_NODES 24
 #define SIM_MAX_EVENTS 128
 #define SIM_MAX_RX 64
 

@@ -102,11 +102,12 @@ static void test_header_rejects(void)
 
 static void test_record_inner_size_larger_than_frame(void)
 {
-    uint8_t p[10] = {ESPNOW_SEC_R_KEY, 8};
+    uint8_t p[11] = {ESPNOW_SEC_R_KEY, 8};
     espnow_sec_record_t r;
     CHECK_EQ(espnow_sec_record_parse(p, 10, &r), ESP_OK);
     CHECK_EQ(r.len, 8);
     CHECK_EQ(espnow_sec_record_parse(p, 9, &r), ESP_ERR_ESPNOW_SEC_MALFORMED);
+    CHECK_EQ(espnow_sec_record_parse(p, 11, &r), ESP_ERR_ESPNOW_SEC_MALFORMED); /* trailing byte */
     p[1] = 255;
     CHECK_EQ(espnow_sec_record_parse(p, 10, &r), ESP_ERR_ESPNOW_SEC_MALFORMED);
     CHECK_EQ(espnow_sec_record_parse(p, 1, &r), ESP_ERR_ESPNOW_SEC_MALFORMED);
@@ -425,8 +426,13 @@ static void test_key_record_checksum(void)
     memcpy(r.provisioner, "\x02\x00\x00\x00\x00\x01", 6);
     uint8_t buf[ESPNOW_SEC_KEY_RECORD_LEN];
     espnow_sec_keyrec_encode(&r, buf);
-    CHECK_EQ(buf[0], 0x45);
-    CHECK_EQ(buf[1], 1);
+    /* docs/keystore.md: "ESK1", version 1, key, MAC, CRC-32 LE over bytes 0-42 */
+    CHECK_EQ(sizeof(buf), 47);
+    CHECK_MEM(buf, "ESK1\x01", 5);
+    CHECK_MEM(&buf[5], r.key, 32);
+    CHECK_MEM(&buf[37], r.provisioner, 6);
+    uint32_t crc = espnow_sec_crc32(buf, 43);
+    CHECK_EQ(buf[43] | (buf[44] << 8) | (buf[45] << 16) | ((uint32_t)buf[46] << 24), crc);
     CHECK_EQ(espnow_sec_keyrec_decode(buf, sizeof(buf), &back), ESP_OK);
     CHECK_MEM(back.key, r.key, 32);
     CHECK_MEM(back.provisioner, r.provisioner, 6);

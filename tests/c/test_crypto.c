@@ -140,7 +140,9 @@ static void test_ccm_sp800_38c_example1(void)
     aad[0] ^= 1;
     CHECK_EQ(espnow_sec_crypto_ccm_open(&k, nonce, 7, aad, 8, want, 8, back), ESP_ERR_ESPNOW_SEC_AUTH);
     espnow_sec_crypto_ccm_key_destroy(&k);
-    CHECK_EQ(k.key_len, 0);
+    CHECK_EQ(k.id, 0);
+    /* a destroyed key is refused, not silently used */
+    CHECK_EQ(espnow_sec_crypto_ccm_seal(&k, nonce, 7, aad, 8, pt, 4, out), ESP_ERR_INVALID_ARG);
 }
 
 /* NIST SP 800-38C Appendix C, Example 2: Tlen 48, 8-byte nonce (the compat data nonce size). */
@@ -190,8 +192,40 @@ static void test_ccm_argument_checks(void)
     /* empty plaintext: the tag alone */
     CHECK_EQ(espnow_sec_crypto_ccm_seal(&k, nonce, 8, NULL, 0, NULL, 0, out), ESP_OK);
     CHECK_EQ(espnow_sec_crypto_ccm_open(&k, nonce, 8, NULL, 0, out, 4, buf), ESP_OK);
+    /* importing over a held key would leak its PSA slot: refused, the held key still works */
+    CHECK_EQ(espnow_sec_crypto_ccm_key_import(&k, key, 16, 4), ESP_ERR_INVALID_ARG);
+    CHECK_EQ(espnow_sec_crypto_ccm_seal(&k, nonce, 8, NULL, 0, NULL, 0, out), ESP_OK);
     espnow_sec_crypto_ccm_key_destroy(&k);
     espnow_sec_crypto_ccm_key_destroy(&k); /* twice is harmless */
+}
+
+/*
+ * PSA key slots are a small per-process pool (Mbed TLS 2.28: 32 volatile slots). A CCM key is
+ * held for its owner's lifetime and used for many frames; every other primitive imports and
+ * destroys its key within the call. 200 rounds of each would exhaust the pool on any leak.
+ */
+static void test_psa_key_slots_not_leaked(void)
+{
+    uint8_t key[16] = {1}, nonce[8] = {2}, pt[20] = {3}, ct[24], back[20];
+    uint8_t priv[32] = {9}, pub[32], shared[32], iv[16] = {0}, k256[32] = {7}, ks[40];
+    espnow_sec_ccm_key_t k = {0};
+    CHECK_EQ(espnow_sec_crypto_ccm_key_import(&k, key, 16, 4), ESP_OK);
+    for (int i = 0; i < 200; i++) {
+        nonce[0] = (uint8_t)i;
+        CHECK_EQ(espnow_sec_crypto_ccm_seal(&k, nonce, 8, NULL, 0, pt, sizeof(pt), ct), ESP_OK);
+        CHECK_EQ(espnow_sec_crypto_ccm_open(&k, nonce, 8, NULL, 0, ct, sizeof(ct), back), ESP_OK);
+        ct[0] ^= 1;
+        CHECK_EQ(espnow_sec_crypto_ccm_open(&k, nonce, 8, NULL, 0, ct, sizeof(ct), back), ESP_ERR_ESPNOW_SEC_AUTH);
+        CHECK_EQ(espnow_sec_crypto_x25519_public(priv, pub), ESP_OK);
+        CHECK_EQ(espnow_sec_crypto_x25519(priv, pub, shared), ESP_OK);
+        CHECK_EQ(espnow_sec_crypto_aes256_ctr(k256, iv, (uint32_t)i, ks, ks, sizeof(ks)), ESP_OK);
+    }
+    espnow_sec_crypto_ccm_key_destroy(&k);
+    for (int i = 0; i < 200; i++) { /* import/destroy cycles give every slot back */
+        espnow_sec_ccm_key_t t = {0};
+        CHECK_EQ(espnow_sec_crypto_ccm_key_import(&t, key, 16, 4), ESP_OK);
+        espnow_sec_crypto_ccm_key_destroy(&t);
+    }
 }
 
 static void test_ct_helpers(void)
@@ -221,6 +255,7 @@ int main(void)
     RUN(test_ccm_sp800_38c_example2);
     RUN(test_ccm_rfc3610_vector1);
     RUN(test_ccm_argument_checks);
+    RUN(test_psa_key_slots_not_leaked);
     RUN(test_ct_helpers);
     HARNESS_END();
 }

@@ -69,7 +69,8 @@ static void check_all_secured(sim_t *sim, int responders)
         CHECK_EQ(sim_count_events(r, ESPNOW_SEC_EVENT_PEER_SECURED), 1);
         CHECK(peer_event(r, ESPNOW_SEC_EVENT_PEER_SECURED, ini->mac, ESPNOW_SEC_FAIL_NONE));
         CHECK(espnow_sec_node_is_secured(r->node));
-        CHECK_MEM(r->node->app_key, ini->node->app_key, 32);
+        /* a responder keeps only the PSA data key in RAM, no raw key bytes */
+        CHECK(espnow_sec_ct_is_zero(r->node->app_key, 32));
         /* persisted with the provisioner's MAC */
         espnow_sec_key_record_t rec;
         CHECK(r->has_rec);
@@ -369,8 +370,11 @@ static void test_reboot_keeps_key(void)
         espnow_sec_node_deinit(sim->nodes[i].node);
         CHECK_EQ(sim_start(sim, i, i == 0 ? ESPNOW_SEC_ROLE_INITIATOR : ESPNOW_SEC_ROLE_RESPONDER, POP), ESP_OK);
         CHECK(espnow_sec_node_is_secured(sim->nodes[i].node));
-        CHECK_MEM(sim->nodes[i].node->app_key, key, 32);
+        espnow_sec_key_record_t rec;
+        CHECK_EQ(espnow_sec_keyrec_decode(sim->nodes[i].rec, sim->nodes[i].rec_len, &rec), ESP_OK);
+        CHECK_MEM(rec.key, key, 32);
     }
+    CHECK_MEM(sim->nodes[0].node->app_key, key, 32);
     CHECK_MEM(sim->nodes[1].node->provisioner, sim->nodes[0].mac, 6);
     exchange_data(sim, 1);
     sim_free(sim);
@@ -470,6 +474,9 @@ static void test_more_responders_than_sessions(void)
     if (n > ESPNOW_SEC_MAX_RESPONDERS) {
         n = ESPNOW_SEC_MAX_RESPONDERS;
     }
+    if (n > SIM_MAX_KEYED_NODES - 1) { /* PSA key slots: see sim.h */
+        n = SIM_MAX_KEYED_NODES - 1;
+    }
     sim_t *sim = make(n, 120);
     provision(sim, 1000);
     check_all_secured(sim, n);
@@ -477,22 +484,59 @@ static void test_more_responders_than_sessions(void)
     sim_free(sim);
 }
 
-/* More responders than the scan table: the excess is counted, not stored. */
+/*
+ * More responders than the scan table: the excess is counted, not stored, and never gets a
+ * handshake. Only the first SIM_MAX_KEYED_NODES - 1 responders know the PoP (sim.h: the
+ * process has PSA key slots for that many keyed nodes); the others fail at Cmd1 and stay
+ * unkeyed, so the table is still filled and every entry still runs a handshake.
+ */
 static void test_scan_table_bound(void)
 {
     int n = ESPNOW_SEC_MAX_RESPONDERS + 5;
     if (n > SIM_MAX_NODES - 1) {
         n = SIM_MAX_NODES - 1;
     }
-    sim_t *sim = make(n, 130);
+    const int good = SIM_MAX_KEYED_NODES - 1; /* responders 1..good share the PoP */
+    sim_t *sim = sim_new(1000);
+    for (int i = 0; i <= n; i++) {
+        sim_add(sim, 130);
+    }
+    CHECK_EQ(sim_start(sim, 0, ESPNOW_SEC_ROLE_INITIATOR, POP), ESP_OK);
+    for (int i = 1; i <= n; i++) {
+        CHECK_EQ(sim_start(sim, i, ESPNOW_SEC_ROLE_RESPONDER, i <= good ? POP : "not the pop"), ESP_OK);
+    }
     provision(sim, 1000);
+    sim_node_t *ini = &sim->nodes[0];
     espnow_sec_stats_t st;
-    espnow_sec_node_get_stats(sim->nodes[0].node, &st);
-    const espnow_sec_event_t *scan = sim_find_event(&sim->nodes[0], ESPNOW_SEC_EVENT_SCAN_DONE, 0);
+    espnow_sec_node_get_stats(ini->node, &st);
+    const espnow_sec_event_t *scan = sim_find_event(ini, ESPNOW_SEC_EVENT_SCAN_DONE, 0);
     CHECK(scan != NULL && scan->data.scan.found == ESPNOW_SEC_MAX_RESPONDERS);
     CHECK(st.scan_overflow >= (uint32_t)(n - ESPNOW_SEC_MAX_RESPONDERS));
+    int listed = 0, expect_ok = 0, keyed = 1;
+    for (int i = 1; i <= n; i++) {
+        sim_node_t *r = &sim->nodes[i];
+        bool in_table = false;
+        for (uint32_t p = 0; p < ini->node->u.ini.n_peers; p++) {
+            in_table |= espnow_sec_mac_eq(ini->node->u.ini.peers[p].mac, r->mac);
+        }
+        listed += in_table;
+        keyed += espnow_sec_node_is_secured(r->node);
+        if (!in_table) {
+            CHECK_EQ(r->sent[SIM_K_RESP0], 0); /* never handshaken */
+            CHECK(!espnow_sec_node_is_secured(r->node));
+        } else if (i <= good) {
+            expect_ok++;
+            CHECK(espnow_sec_node_is_secured(r->node));
+        } else {
+            CHECK(peer_event(r, ESPNOW_SEC_EVENT_PEER_FAILED, ini->mac, ESPNOW_SEC_FAIL_POP_MISMATCH));
+            CHECK(!espnow_sec_node_is_secured(r->node));
+        }
+    }
+    CHECK_EQ(listed, ESPNOW_SEC_MAX_RESPONDERS);
+    CHECK(keyed <= SIM_MAX_KEYED_NODES);
     const espnow_sec_event_t *d = done_event(sim);
-    CHECK(d != NULL && d->data.done.succeeded == ESPNOW_SEC_MAX_RESPONDERS);
+    CHECK(d != NULL && (int)d->data.done.succeeded == expect_ok);
+    CHECK(d != NULL && (int)d->data.done.unfinished == ESPNOW_SEC_MAX_RESPONDERS - expect_ok);
     sim_free(sim);
 }
 

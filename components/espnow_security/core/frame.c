@@ -45,20 +45,11 @@ void espnow_sec_hdr_encode(const espnow_sec_hdr_t *h, uint8_t out[ESPNOW_SEC_HDR
     memcpy(&out[14], h->src, ESPNOW_SEC_ADDR_LEN);
 }
 
-esp_err_t espnow_sec_hdr_decode(const uint8_t *buf, size_t len, espnow_sec_hdr_t *h)
+void espnow_sec_hdr_unpack(const uint8_t buf[ESPNOW_SEC_HDR_LEN], espnow_sec_hdr_t *h)
 {
-    if (buf == NULL || h == NULL || len < ESPNOW_SEC_HDR_LEN || len > ESPNOW_SEC_FRAME_MAX) {
-        return ESP_ERR_ESPNOW_SEC_MALFORMED;
-    }
     h->type = buf[0] & 0x0F;
     h->version = (buf[0] >> 4) & 0x03;
-    if (h->version != ESPNOW_SEC_WIRE_VERSION) {
-        return ESP_ERR_NOT_SUPPORTED;
-    }
     h->size = buf[1];
-    if (h->size != (uint8_t)((len - ESPNOW_SEC_HDR_LEN) & 0xFF)) {
-        return ESP_ERR_ESPNOW_SEC_MALFORMED;
-    }
     h->magic = (uint16_t)(buf[2] | (buf[3] << 8));
     h->channel = buf[4] & 0x0F;
     h->filter_adjacent = (buf[4] & 0x10) != 0;
@@ -72,6 +63,21 @@ esp_err_t espnow_sec_hdr_decode(const uint8_t *buf, size_t len, espnow_sec_hdr_t
     h->rssi = (int8_t)buf[7];
     memcpy(h->dest, &buf[8], ESPNOW_SEC_ADDR_LEN);
     memcpy(h->src, &buf[14], ESPNOW_SEC_ADDR_LEN);
+}
+
+esp_err_t espnow_sec_hdr_decode(const uint8_t *buf, size_t len, espnow_sec_hdr_t *h)
+{
+    if (buf == NULL || h == NULL || len < ESPNOW_SEC_HDR_LEN || len > ESPNOW_SEC_FRAME_MAX) {
+        return ESP_ERR_ESPNOW_SEC_MALFORMED;
+    }
+    /* Version first: a frame of another version is not ours, whatever else it holds. */
+    if (((buf[0] >> 4) & 0x03) != ESPNOW_SEC_WIRE_VERSION) {
+        return ESP_ERR_NOT_SUPPORTED;
+    }
+    if (buf[1] != (uint8_t)((len - ESPNOW_SEC_HDR_LEN) & 0xFF)) {
+        return ESP_ERR_ESPNOW_SEC_MALFORMED;
+    }
+    espnow_sec_hdr_unpack(buf, h);
     return ESP_OK;
 }
 
@@ -81,8 +87,9 @@ esp_err_t espnow_sec_record_parse(const uint8_t *p, size_t len, espnow_sec_recor
         return ESP_ERR_ESPNOW_SEC_MALFORMED;
     }
     size_t size = p[1];
-    /* Upstream trusted this byte over the real length (§6.2 item 4); we never do. */
-    if (size > len - 2) {
+    /* Upstream trusted this byte over the real length (§6.2 item 4); we never do, and
+     * neither do we accept bytes after the record (frame.h). */
+    if (size != len - 2) {
         return ESP_ERR_ESPNOW_SEC_MALFORMED;
     }
     r->type = p[0];

@@ -80,6 +80,13 @@ typedef struct {
 void espnow_sec_hdr_encode(const espnow_sec_hdr_t *h, uint8_t out[ESPNOW_SEC_HDR_LEN]);
 
 /**
+ * Unpack the 20 header bytes field by field, with no checks on version or `size` (the
+ * inverse of espnow_sec_hdr_encode() up to the ignored reserved bits). Received frames go
+ * through espnow_sec_hdr_decode(), which calls this after its checks.
+ */
+void espnow_sec_hdr_unpack(const uint8_t buf[ESPNOW_SEC_HDR_LEN], espnow_sec_hdr_t *h);
+
+/**
  * Unpack the header of a received frame of real length `len`.
  * ESP_ERR_ESPNOW_SEC_MALFORMED: len < 20, len > 250, or `size` != (len - 20) & 0xFF.
  *   (Every upstream sender, <=2.5.3 and HEAD, writes exactly that value, so a mismatch
@@ -97,8 +104,11 @@ typedef struct {
 } espnow_sec_record_t;
 
 /**
- * Parse an inner record. Needs len >= 2 and size <= len - 2 (the size byte never
- * reaches past the real buffer; trailing bytes after data[size) are ignored, as upstream).
+ * Parse an inner record that fills the whole payload: len >= 2 and size == len - 2.
+ * A size byte reaching past the real buffer (truncated record) and bytes after data[size)
+ * (trailing garbage) are both ESP_ERR_ESPNOW_SEC_MALFORMED: every upstream sender sends
+ * exactly {type, size, data[size]}, and the codec accepts one encoding per message, as it
+ * does for REQUEST, INFO and GROUP (vectors/README.md "malformed").
  */
 esp_err_t espnow_sec_record_parse(const uint8_t *p, size_t len, espnow_sec_record_t *r);
 

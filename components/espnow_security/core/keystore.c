@@ -1,5 +1,6 @@
 /*
- * keystore.c - encode, check and persist the app key record (layout in keystore.h).
+ * keystore.c - encode, check and persist the app key record (layout in keystore.h and
+ * docs/keystore.md).
  */
 #include "keystore.h"
 
@@ -21,30 +22,32 @@ uint32_t espnow_sec_crc32(const uint8_t *p, size_t len)
 
 void espnow_sec_keyrec_encode(const espnow_sec_key_record_t *r, uint8_t out[ESPNOW_SEC_KEY_RECORD_LEN])
 {
-    out[0] = ESPNOW_SEC_KEY_RECORD_MAGIC;
-    out[1] = ESPNOW_SEC_KEY_RECORD_VERSION;
-    memcpy(&out[2], r->key, ESPNOW_SEC_APP_KEY_LEN);
-    memcpy(&out[34], r->provisioner, ESPNOW_SEC_ADDR_LEN);
-    uint32_t crc = espnow_sec_crc32(out, 40);
-    out[40] = (uint8_t)crc;
-    out[41] = (uint8_t)(crc >> 8);
-    out[42] = (uint8_t)(crc >> 16);
-    out[43] = (uint8_t)(crc >> 24);
+    memcpy(out, ESPNOW_SEC_KEY_RECORD_MAGIC, ESPNOW_SEC_KEY_RECORD_MAGIC_LEN);
+    out[ESPNOW_SEC_KEY_RECORD_OFF_VERSION] = ESPNOW_SEC_KEY_RECORD_VERSION;
+    memcpy(&out[ESPNOW_SEC_KEY_RECORD_OFF_KEY], r->key, ESPNOW_SEC_APP_KEY_LEN);
+    memcpy(&out[ESPNOW_SEC_KEY_RECORD_OFF_MAC], r->provisioner, ESPNOW_SEC_ADDR_LEN);
+    uint32_t crc = espnow_sec_crc32(out, ESPNOW_SEC_KEY_RECORD_OFF_CRC);
+    for (size_t i = 0; i < 4; i++) { /* little-endian */
+        out[ESPNOW_SEC_KEY_RECORD_OFF_CRC + i] = (uint8_t)(crc >> (8 * i));
+    }
 }
 
 esp_err_t espnow_sec_keyrec_decode(const uint8_t *buf, size_t len, espnow_sec_key_record_t *r)
 {
-    if (buf == NULL || len != ESPNOW_SEC_KEY_RECORD_LEN || buf[0] != ESPNOW_SEC_KEY_RECORD_MAGIC ||
-        buf[1] != ESPNOW_SEC_KEY_RECORD_VERSION) {
+    if (buf == NULL || r == NULL || len != ESPNOW_SEC_KEY_RECORD_LEN ||
+        memcmp(buf, ESPNOW_SEC_KEY_RECORD_MAGIC, ESPNOW_SEC_KEY_RECORD_MAGIC_LEN) != 0 ||
+        buf[ESPNOW_SEC_KEY_RECORD_OFF_VERSION] != ESPNOW_SEC_KEY_RECORD_VERSION) {
         return ESP_ERR_ESPNOW_SEC_STORE_CORRUPT;
     }
-    uint32_t crc = (uint32_t)buf[40] | ((uint32_t)buf[41] << 8) | ((uint32_t)buf[42] << 16) |
-                   ((uint32_t)buf[43] << 24);
-    if (crc != espnow_sec_crc32(buf, 40)) {
+    uint32_t crc = 0;
+    for (size_t i = 0; i < 4; i++) {
+        crc |= (uint32_t)buf[ESPNOW_SEC_KEY_RECORD_OFF_CRC + i] << (8 * i);
+    }
+    if (crc != espnow_sec_crc32(buf, ESPNOW_SEC_KEY_RECORD_OFF_CRC)) {
         return ESP_ERR_ESPNOW_SEC_STORE_CORRUPT;
     }
-    memcpy(r->key, &buf[2], ESPNOW_SEC_APP_KEY_LEN);
-    memcpy(r->provisioner, &buf[34], ESPNOW_SEC_ADDR_LEN);
+    memcpy(r->key, &buf[ESPNOW_SEC_KEY_RECORD_OFF_KEY], ESPNOW_SEC_APP_KEY_LEN);
+    memcpy(r->provisioner, &buf[ESPNOW_SEC_KEY_RECORD_OFF_MAC], ESPNOW_SEC_ADDR_LEN);
     return ESP_OK;
 }
 

@@ -67,6 +67,33 @@ void espnow_sec_emit_peer(espnow_sec_node_t *node, espnow_sec_event_id_t id,
     espnow_sec_emit(node, &ev);
 }
 
+/*
+ * Header fields upstream sets per kind of message, so every compat frame we send is the
+ * frame upstream sends, byte for byte (vectors/compat.json `headers`, `frames`):
+ *   scan REQUEST   broadcast, filter_adjacent, retransmit 10, forward_rssi -65 (§2.3 step 1)
+ *   Cmd0 to "SEC"  group, filter_adjacent, retransmit 1 (SEND_RETRY_NUM), rssi -65 (§2.4 step 2, §3.2)
+ *   other SECURITY unicast, filter_adjacent, retransmit 1 (§2.4 step 3)
+ *   GROUP          broadcast, default head: retransmit 10 (§2.4 step 1)
+ *   anything else  (INFO, DATA) retransmit 1, no filter (§2.3 step 3)
+ * First match wins. The core sends each frame once whatever retransmit_count says; the field
+ * is only what upstream receivers and relays expect to see.
+ */
+typedef struct {
+    uint8_t type;
+    bool broadcast;
+    bool group;
+    bool filter_adjacent;
+    uint8_t retransmit;
+    int8_t rssi;
+} tx_profile_t;
+
+static const tx_profile_t s_tx_profiles[] = {
+    {ESPNOW_SEC_T_SECURITY, true, false, true, 10, -65},
+    {ESPNOW_SEC_T_SECURITY, true, true, true, 1, -65},
+    {ESPNOW_SEC_T_SECURITY, false, false, true, 1, 0},
+    {ESPNOW_SEC_T_GROUP, true, false, false, 10, 0},
+};
+
 esp_err_t espnow_sec_tx(espnow_sec_node_t *node, const uint8_t mac_dst[ESPNOW_SEC_ADDR_LEN],
                         uint8_t type, const uint8_t dest[ESPNOW_SEC_ADDR_LEN], bool broadcast,
                         bool group, bool security, const uint8_t *payload, size_t len)
@@ -86,6 +113,15 @@ esp_err_t espnow_sec_tx(espnow_sec_node_t *node, const uint8_t mac_dst[ESPNOW_SE
         .group = group,
         .retransmit = 1,
     };
+    for (size_t i = 0; i < sizeof(s_tx_profiles) / sizeof(s_tx_profiles[0]); i++) {
+        const tx_profile_t *p = &s_tx_profiles[i];
+        if (p->type == type && p->broadcast == broadcast && p->group == group) {
+            h.filter_adjacent = p->filter_adjacent;
+            h.retransmit = p->retransmit;
+            h.rssi = p->rssi;
+            break;
+        }
+    }
     /* A fresh random magic per transmission (§2.1): retransmissions are new frames to the
      * receivers' duplicate filter, copies of one transmission are not. */
     node->env->random(node->env->ctx, magic, sizeof(magic));
@@ -111,17 +147,27 @@ esp_err_t espnow_sec_tx(espnow_sec_node_t *node, const uint8_t mac_dst[ESPNOW_SE
 esp_err_t espnow_sec_install_key(espnow_sec_node_t *node, const uint8_t key[ESPNOW_SEC_APP_KEY_LEN],
                                  const uint8_t provisioner[ESPNOW_SEC_ADDR_LEN])
 {
+    /* The data key becomes one PSA key held until drop/deinit/replace: no import per frame.
+     * The new key is imported before the old one is destroyed, so a failed import (no free
+     * PSA slot) leaves the node with its previous key. */
     espnow_sec_ccm_key_t k = {0};
     esp_err_t err = espnow_sec_data_key_import(&k, key);
     if (err != ESP_OK) {
         return err;
     }
     espnow_sec_crypto_ccm_key_destroy(&node->data_key);
-    node->data_key = k;
-    memcpy(node->app_key, key, ESPNOW_SEC_APP_KEY_LEN);
+    node->data_key = k; /* ownership of the PSA key moves to the node */
+    if (node->role == ESPNOW_SEC_ROLE_INITIATOR) {
+        /* The initiator needs the raw bytes: it sends them in KEY and checks the KEY_RESP
+         * echo (upstream §2.5). */
+        memcpy(node->app_key, key, ESPNOW_SEC_APP_KEY_LEN);
+    } else {
+        /* A responder only needs the PSA data key (and the stored record for reboots). */
+        espnow_sec_memzero(node->app_key, sizeof(node->app_key));
+    }
     memcpy(node->provisioner, provisioner, ESPNOW_SEC_ADDR_LEN);
     node->has_key = true;
-    espnow_sec_log_secret(node, "app_key", node->app_key, sizeof(node->app_key));
+    espnow_sec_log_secret(node, "app_key", key, ESPNOW_SEC_APP_KEY_LEN);
     return ESP_OK;
 }
 
@@ -196,7 +242,7 @@ void espnow_sec_node_deinit(espnow_sec_node_t *node)
     if (node == NULL) {
         return;
     }
-    espnow_sec_crypto_ccm_key_destroy(&node->data_key);
+    espnow_sec_crypto_ccm_key_destroy(&node->data_key); /* releases its PSA key slot */
     espnow_sec_memzero(node, sizeof(*node));
 }
 

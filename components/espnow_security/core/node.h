@@ -34,12 +34,13 @@ size_t espnow_sec_node_size(void);
 /**
  * Initialise `node` (espnow_sec_node_size() bytes). Loads the stored app key, if any.
  * `env` must outlive the node. Returns ESP_ERR_ESPNOW_SEC_STORE_CORRUPT if a stored
- * record is damaged (it is not modified).
+ * record is damaged (it is not modified). A keyed node holds one PSA key (its data key)
+ * until espnow_sec_node_deinit(): deinit a node before initialising it again.
  */
 esp_err_t espnow_sec_node_init(espnow_sec_node_t *node, const espnow_sec_env_t *env,
                                const espnow_sec_node_config_t *cfg);
 
-/** Wipe every key and session in RAM. The stored key is kept. */
+/** Destroy the node's PSA key and wipe every key and session in RAM. The stored key is kept. */
 void espnow_sec_node_deinit(espnow_sec_node_t *node);
 
 /**

@@ -128,9 +128,11 @@ struct espnow_sec_node {
     bool has_pop;
     bool has_key;
     uint8_t pop_hash[ESPNOW_SEC_SHA256_LEN];
+    /** Raw app key, initiator only (sent in KEY, compared with the KEY_RESP echo); all
+     *  zero on a responder, which needs only data_key once the record is stored. */
     uint8_t app_key[ESPNOW_SEC_APP_KEY_LEN];
-    uint8_t provisioner[ESPNOW_SEC_ADDR_LEN]; /**< who delivered app_key (own MAC on an initiator) */
-    espnow_sec_ccm_key_t data_key;
+    uint8_t provisioner[ESPNOW_SEC_ADDR_LEN]; /**< who delivered the key (own MAC on an initiator) */
+    espnow_sec_ccm_key_t data_key;            /**< one PSA key while has_key (crypto.h) */
     espnow_sec_stats_t stats;
     espnow_sec_dedupe_t dedupe;
     union {
@@ -177,7 +179,10 @@ void espnow_sec_emit_peer(espnow_sec_node_t *node, espnow_sec_event_id_t id,
 esp_err_t espnow_sec_tx(espnow_sec_node_t *node, const uint8_t mac_dst[ESPNOW_SEC_ADDR_LEN],
                         uint8_t type, const uint8_t dest[ESPNOW_SEC_ADDR_LEN], bool broadcast,
                         bool group, bool security, const uint8_t *payload, size_t len);
-/** Install an app key in RAM (data key imported). Does not store it. */
+/**
+ * Install an app key in RAM: the data key is imported into PSA once and held (replacing and
+ * destroying any previous one). Does not store it. ESP_ERR_NO_MEM: no free PSA key slot.
+ */
 esp_err_t espnow_sec_install_key(espnow_sec_node_t *node, const uint8_t key[ESPNOW_SEC_APP_KEY_LEN],
                                  const uint8_t provisioner[ESPNOW_SEC_ADDR_LEN]);
 void espnow_sec_drop_key(espnow_sec_node_t *node);

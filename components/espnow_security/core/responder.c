@@ -252,7 +252,10 @@ static esp_err_t on_key(espnow_sec_node_t *node, espnow_sec_rsession_t *s, const
     s->state = ESPNOW_SEC_RS_DONE;
     reply(node, peer, s->key_resp, sizeof(s->key_resp));
     node->stats.hs_secured++;
-    espnow_sec_log(node, ESPNOW_SEC_LOG_INFO, "Get APP key");
+    /* Not upstream's "Get APP key": that seed-README line is the app's (main/app.c), and the
+     * core saying it too would show it twice and match log checks for the wrong tag. */
+    espnow_sec_log(node, ESPNOW_SEC_LOG_INFO, "app key installed from " ESPNOW_SEC_MACSTR " (provisioner)",
+                   ESPNOW_SEC_MAC2STR(peer));
     espnow_sec_emit_peer(node, ESPNOW_SEC_EVENT_PEER_SECURED, peer, ESPNOW_SEC_FAIL_NONE);
     return ESP_OK;
 }

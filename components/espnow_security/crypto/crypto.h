@@ -4,7 +4,7 @@
  * crypto_psa.c is the only file of the component that includes psa/crypto.h, so PSA
  * status mapping, key-ID lifetimes and output-length checks live in one place
  * (STYLE.md "Examples to follow" 8-9). Everything here is stateless except the CCM key
- * CCM key object, which only holds key bytes (see espnow_sec_ccm_key_t).
+ * object, which owns one PSA key ID (see espnow_sec_ccm_key_t).
  *
  * Errors: ESP_OK; ESP_ERR_INVALID_ARG (bad length, NULL, a public key that is not a valid
  * or is a low-order X25519 point); ESP_ERR_ESPNOW_SEC_AUTH (AEAD tag mismatch);
@@ -60,21 +60,31 @@ esp_err_t espnow_sec_crypto_aes256_ctr(const uint8_t key[32], const uint8_t iv[E
                                        size_t len);
 
 /**
- * An AES key for AES-CCM with a fixed tag length. It holds the key bytes; every seal/open
- * imports a volatile PSA key and destroys it before returning, so no PSA key slot stays
- * in use between frames (many nodes share one PSA key store in the host simulator, and
- * Mbed TLS has only a few dozen slots). key_len 0 = no key.
+ * An AES key for AES-CCM with a fixed tag length, held as one volatile PSA key for as long
+ * as the owner keeps it: imported once by espnow_sec_crypto_ccm_key_import(), used by every
+ * seal/open without importing again (no per-frame key-slot allocation, STYLE.md example 7),
+ * destroyed by espnow_sec_crypto_ccm_key_destroy(). The raw key bytes are not kept here.
+ *
+ * Lifetime rules: the struct starts zeroed (id 0 = PSA_KEY_ID_NULL = no key); it must be
+ * destroyed before it is overwritten, zeroed or goes out of scope, or the PSA key slot
+ * leaks. Moving it by plain assignment moves ownership (destroy only one of the copies).
+ * Each live key occupies one PSA key slot: Mbed TLS 2.28 has 32 volatile slots per process
+ * (MBEDTLS_PSA_KEY_SLOT_COUNT), which bounds how many keyed nodes one host process holds.
  */
 typedef struct {
-    uint8_t key[32];
-    uint8_t key_len;   /**< 16, 24 or 32; 0 = none */
+    uint32_t id;       /**< psa_key_id_t; 0 = none */
     uint8_t tag_len;   /**< 4..16, even */
 } espnow_sec_ccm_key_t;
 
-/** Set up `k` from `key` (16/24/32 bytes) for CCM with `tag_len`-byte tags. */
+/**
+ * Import `key` (16/24/32 bytes) into PSA as `k`, for CCM with `tag_len`-byte tags only (the
+ * tag length is part of the key's permitted algorithm). `k` must not hold a key (destroy it
+ * first). The caller may wipe `key` afterwards. ESP_ERR_NO_MEM when PSA has no free key
+ * slot; ESP_ERR_INVALID_ARG for a bad length or a `k` that still holds a key.
+ */
 esp_err_t espnow_sec_crypto_ccm_key_import(espnow_sec_ccm_key_t *k, const uint8_t *key,
                                            size_t key_len, size_t tag_len);
-/** Wipe the key (no-op when none). Leaves k->key_len == 0. */
+/** Destroy the PSA key (no-op when none). Leaves k->id == 0. */
 void espnow_sec_crypto_ccm_key_destroy(espnow_sec_ccm_key_t *k);
 
 /**

@@ -253,6 +253,9 @@ static bool ccm_nonce_ok(size_t nonce_len)
     return nonce_len >= 7 && nonce_len <= 13; /* SP 800-38C A.1: 15 - q, q in 2..8 */
 }
 
+/* espnow_sec_ccm_key_t stores the PSA key ID as a uint32_t so crypto.h stays PSA-free. */
+_Static_assert(sizeof(psa_key_id_t) == sizeof(uint32_t), "psa_key_id_t fits espnow_sec_ccm_key_t.id");
+
 esp_err_t espnow_sec_crypto_ccm_key_import(espnow_sec_ccm_key_t *k, const uint8_t *key,
                                            size_t key_len, size_t tag_len)
 {
@@ -260,36 +263,42 @@ esp_err_t espnow_sec_crypto_ccm_key_import(espnow_sec_ccm_key_t *k, const uint8_
         (key_len != 16 && key_len != 24 && key_len != 32)) {
         return ESP_ERR_INVALID_ARG;
     }
-    espnow_sec_memzero(k, sizeof(*k));
-    memcpy(k->key, key, key_len);
-    k->key_len = (uint8_t)key_len;
+    if (k->id != PSA_KEY_ID_NULL) {
+        return ESP_ERR_INVALID_ARG; /* would leak the slot of the key it holds */
+    }
+    /* Narrow policy (STYLE.md example 9): AES, CCM with exactly this tag length. */
+    psa_algorithm_t alg = PSA_ALG_AEAD_WITH_SHORTENED_TAG(PSA_ALG_CCM, tag_len);
+    psa_key_attributes_t attr = PSA_KEY_ATTRIBUTES_INIT;
+    psa_key_id_t id = PSA_KEY_ID_NULL;
+    psa_set_key_type(&attr, PSA_KEY_TYPE_AES);
+    psa_set_key_bits(&attr, key_len * 8);
+    psa_set_key_usage_flags(&attr, PSA_KEY_USAGE_ENCRYPT | PSA_KEY_USAGE_DECRYPT);
+    psa_set_key_algorithm(&attr, alg);
+    psa_status_t st = psa_import_key(&attr, key, key_len, &id);
+    psa_reset_key_attributes(&attr);
+    if (st != PSA_SUCCESS) {
+        return map_status(st);
+    }
+    k->id = (uint32_t)id;
     k->tag_len = (uint8_t)tag_len;
     return ESP_OK;
 }
 
 void espnow_sec_crypto_ccm_key_destroy(espnow_sec_ccm_key_t *k)
 {
-    if (k != NULL) {
-        espnow_sec_memzero(k, sizeof(*k));
+    if (k == NULL) {
+        return;
     }
-}
-
-/* A volatile PSA key for one CCM operation; its policy allows exactly this tag length. */
-static psa_status_t import_ccm(const espnow_sec_ccm_key_t *k, psa_algorithm_t alg, psa_key_id_t *id)
-{
-    psa_key_attributes_t attr = PSA_KEY_ATTRIBUTES_INIT;
-    psa_set_key_type(&attr, PSA_KEY_TYPE_AES);
-    psa_set_key_bits(&attr, (size_t)k->key_len * 8);
-    psa_set_key_usage_flags(&attr, PSA_KEY_USAGE_ENCRYPT | PSA_KEY_USAGE_DECRYPT);
-    psa_set_key_algorithm(&attr, alg);
-    psa_status_t st = psa_import_key(&attr, k->key, k->key_len, id);
-    psa_reset_key_attributes(&attr);
-    return st;
+    if (k->id != PSA_KEY_ID_NULL) {
+        psa_destroy_key((psa_key_id_t)k->id); /* wipes the key material inside PSA */
+    }
+    k->id = PSA_KEY_ID_NULL;
+    k->tag_len = 0;
 }
 
 static bool ccm_key_ok(const espnow_sec_ccm_key_t *k)
 {
-    return k != NULL && (k->key_len == 16 || k->key_len == 24 || k->key_len == 32) && ccm_tag_ok(k->tag_len);
+    return k != NULL && k->id != PSA_KEY_ID_NULL && ccm_tag_ok(k->tag_len);
 }
 
 esp_err_t espnow_sec_crypto_ccm_seal(const espnow_sec_ccm_key_t *k, const uint8_t *nonce,
@@ -303,17 +312,11 @@ esp_err_t espnow_sec_crypto_ccm_seal(const espnow_sec_ccm_key_t *k, const uint8_
     psa_algorithm_t alg = PSA_ALG_AEAD_WITH_SHORTENED_TAG(PSA_ALG_CCM, k->tag_len);
     size_t want = pt_len + k->tag_len;
     size_t olen = 0;
-    psa_key_id_t id = PSA_KEY_ID_NULL;
-    psa_status_t st = import_ccm(k, alg, &id);
-    if (st != PSA_SUCCESS) {
-        goto end;
-    }
-    st = psa_aead_encrypt(id, alg, nonce, nonce_len, aad, aad_len, pt, pt_len, out, want, &olen);
+    psa_status_t st = psa_aead_encrypt((psa_key_id_t)k->id, alg, nonce, nonce_len, aad, aad_len, pt,
+                                       pt_len, out, want, &olen);
     if (st == PSA_SUCCESS && olen != want) {
         st = PSA_ERROR_GENERIC_ERROR;
     }
-end:
-    psa_destroy_key(id);
     if (st != PSA_SUCCESS) {
         espnow_sec_memzero(out, want);
     }
@@ -334,18 +337,12 @@ esp_err_t espnow_sec_crypto_ccm_open(const espnow_sec_ccm_key_t *k, const uint8_
     /* PSA wants a non-NULL output even for an empty plaintext on some versions. */
     uint8_t dummy;
     uint8_t *dst = want != 0 ? out : &dummy;
-    psa_key_id_t id = PSA_KEY_ID_NULL;
-    psa_status_t st = import_ccm(k, alg, &id);
-    if (st != PSA_SUCCESS) {
-        goto end;
-    }
     /* The tag is compared inside PSA in constant time (PSA_ERROR_INVALID_SIGNATURE). */
-    st = psa_aead_decrypt(id, alg, nonce, nonce_len, aad, aad_len, in, in_len, dst, want, &olen);
+    psa_status_t st = psa_aead_decrypt((psa_key_id_t)k->id, alg, nonce, nonce_len, aad, aad_len, in,
+                                       in_len, dst, want, &olen);
     if (st == PSA_SUCCESS && olen != want) {
         st = PSA_ERROR_GENERIC_ERROR;
     }
-end:
-    psa_destroy_key(id);
     if (st != PSA_SUCCESS) {
         espnow_sec_memzero(out, want);
     }
