@@ -71,7 +71,7 @@ from espnow_harness import (
     WAIT_NUM_RE,
     Boot,
     EspnowBench,
-    KeyRecord,
+    StoredKey,
     config_role,
     expect_absent,
     expect_boot,
@@ -173,7 +173,7 @@ def _exchange(sender: Any, sender_mac: str, receivers: list[Any], tag: str) -> N
         expect_decrypted(r, text, sender_mac, MSG_TIMEOUT)
 
 
-def _expect_key_stored(bench: EspnowBench, boot: Boot, initiator: Boot) -> KeyRecord:
+def _expect_key_stored(bench: EspnowBench, boot: Boot, initiator: Boot) -> StoredKey:
     """Host: the responder stored the app key it got from this initiator."""
     rec = bench.key_record(boot.mac)
     assert rec is not None, (

@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +36,8 @@ from typing import Any
 
 import pexpect
 import pytest
+from espnow_sec.protocol import keystore as reference_keystore
+from espnow_sec.protocol.errors import StoreCorrupt
 
 # ---------------------------------------------------------------------------------------------
 # Log lines (ESP-IDF format, tag app_main). Patterns are str regexes; pytest-embedded matches
@@ -266,20 +267,20 @@ def tail(path: str | os.PathLike[str] | None, lines: int = 15) -> str:
 KEY_RECORD_NAME = "app_key"  # components/espnow_security/core/keystore.h
 
 
-@dataclass
-class KeyRecord:
-    """keystore.h: magic 0x45, version 1, key[32], provisioner MAC[6], CRC-32 (LE) of [0..40)."""
+@dataclass(frozen=True)
+class StoredKey:
+    """A node's decoded ``app_key`` record (decoded by the Python reference, docs/keystore.md)."""
 
     key: bytes
     provisioner: str
 
     @classmethod
-    def decode(cls, name: str, data: bytes) -> KeyRecord:
-        assert len(data) == 44, f"key record {name} has {len(data)} bytes, expected 44"
-        assert data[0] == 0x45 and data[1] == 0x01, f"key record {name}: bad magic/version"
-        crc = int.from_bytes(data[40:44], "little")
-        assert crc == zlib.crc32(data[:40]), f"key record {name}: CRC mismatch"
-        return cls(bytes(data[2:34]), ":".join(f"{b:02x}" for b in data[34:40]))
+    def decode(cls, name: str, data: bytes) -> StoredKey:
+        try:
+            rec = reference_keystore.KeyRecord.decode(data)
+        except StoreCorrupt as e:
+            raise AssertionError(f"key record {name}: {e}") from e
+        return cls(rec.app_key, ":".join(f"{b:02x}" for b in rec.provisioner_mac))
 
 
 @dataclass
@@ -480,11 +481,11 @@ class EspnowBench:
             if p.is_file() and not p.name.startswith(".")
         }
 
-    def key_record(self, mac: str) -> KeyRecord | None:
+    def key_record(self, mac: str) -> StoredKey | None:
         """The node's stored app key record, decoded (None if it has none)."""
         for name, data in self.store_records(mac).items():
             if name.endswith("." + KEY_RECORD_NAME):
-                return KeyRecord.decode(name, data)
+                return StoredKey.decode(name, data)
         return None
 
     # -- what went on air (host only) -----------------------------------------------------

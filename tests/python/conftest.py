@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-VECTORS = REPO / "vectors"
+from reference_support import REPO, VECTORS, seeded_rng
 
 
 @pytest.fixture(scope="session")
@@ -27,12 +24,6 @@ def primitives() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def compat() -> dict[str, Any]:
     return json.loads((VECTORS / "compat.json").read_text())
-
-
-def seeded_rng(seed: int) -> Callable[[int], bytes]:
-    """A reproducible ``rng(n) -> bytes`` for the state machines (never for real keys)."""
-    r = random.Random(seed)
-    return lambda n: bytes(r.getrandbits(8) for _ in range(n))
 
 
 @pytest.fixture

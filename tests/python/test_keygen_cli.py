@@ -13,7 +13,7 @@ import pytest
 from espnow_sec.keygen import main
 from espnow_sec.protocol import keystore
 
-from conftest import REPO, VECTORS  # isort: skip
+from reference_support import REPO, VECTORS  # isort: skip
 
 # RFC 7748 §6.1, typed from the RFC
 ALICE_PRIV = "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"

@@ -22,8 +22,7 @@ from espnow_sec.protocol import (
 )
 from espnow_sec.protocol.frame import DataType, Frame, Header
 from espnow_sec.protocol.node import Node
-
-from conftest import seeded_rng
+from reference_support import seeded_rng
 
 INIT_MAC = bytes.fromhex("020000000001")
 APP_KEY = bytes(range(0x40, 0x60))

@@ -13,7 +13,7 @@ from espnow_sec.protocol.errors import REASONS
 from espnow_sec.vectors.check import check
 from espnow_sec.vectors.generate import build, dumps
 
-from conftest import VECTORS  # isort: skip
+from reference_support import VECTORS  # isort: skip
 
 RFC_ALICE_PUB = "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"
 RFC_BOB_PUB = "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f"
