@@ -278,7 +278,7 @@ static void test_wrong_pop(void)
     CHECK(!bad->has_rec);
     CHECK(!espnow_sec_node_is_secured(bad->node));
     CHECK_EQ(bad->sent[SIM_K_RESP1], 0); /* says nothing to a wrong verifier */
-    CHECK(peer_event(ini, ESPNOW_SEC_EVENT_PEER_FAILED, bad->mac, ESPNOW_SEC_FAIL_TIMEOUT));
+    CHECK(peer_event(ini, ESPNOW_SEC_EVENT_PEER_FAILED, bad->mac, ESPNOW_SEC_FAIL_NO_RESP1));
     CHECK(!peer_event(ini, ESPNOW_SEC_EVENT_PEER_SECURED, bad->mac, ESPNOW_SEC_FAIL_NONE));
     const espnow_sec_event_t *d = done_event(sim);
     CHECK(d != NULL && d->data.done.succeeded == 2 && d->data.done.unfinished == 1);

@@ -50,6 +50,8 @@ const char *espnow_sec_fail_reason_str(espnow_sec_fail_reason_t reason)
     case ESPNOW_SEC_FAIL_KEY_ECHO: return "KEY_RESP did not echo the app key";
     case ESPNOW_SEC_FAIL_STORE: return "the received key could not be stored";
     case ESPNOW_SEC_FAIL_CRYPTO: return "crypto backend failure";
+    case ESPNOW_SEC_FAIL_NO_RESP1:
+        return "no SessionResp1 after every retry: the peer rejected our verifier (different PoP?)";
     default: return "unknown reason";
     }
 }

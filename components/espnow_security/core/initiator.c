@@ -476,7 +476,9 @@ uint32_t espnow_sec_ini_tick(espnow_sec_node_t *node, uint32_t now)
             continue;
         }
         if (s->tries >= ESPNOW_SEC_RETRY_MAX) {
-            session_end(node, s, ESPNOW_SEC_FAIL_TIMEOUT);
+            /* A security1 device that rejects our verifier stays silent (protocomm §4.4). */
+            session_end(node, s, s->state == ESPNOW_SEC_CS_WAIT_RESP1 ? ESPNOW_SEC_FAIL_NO_RESP1
+                                                                      : ESPNOW_SEC_FAIL_TIMEOUT);
             continue;
         }
         /* Retries go unicast, also for a Cmd0 first sent to the group (§2.4 decision). */

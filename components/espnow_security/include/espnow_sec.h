@@ -67,6 +67,10 @@ typedef enum {
     ESPNOW_SEC_FAIL_KEY_ECHO,      /**< KEY_RESP did not echo the app key we sent */
     ESPNOW_SEC_FAIL_STORE,         /**< the received key could not be stored */
     ESPNOW_SEC_FAIL_CRYPTO,        /**< the crypto backend failed */
+    /** Initiator: the peer answered SessionResp0 but never SessionResp1. A security1 device
+        answers nothing when our verifier does not match, so this almost always means the two
+        sides use different PoPs (the wire cannot say so explicitly). */
+    ESPNOW_SEC_FAIL_NO_RESP1,
 } espnow_sec_fail_reason_t;
 
 typedef enum {
