@@ -13,6 +13,13 @@ Primitives (reference/upstream-espnow-security.md, 15-point summary items 7, 8 a
   counter, as a keystream that can be read at any byte offset (:class:`CtrKeystream`).
 * AES-CCM with any tag length CCM allows (the compat data path uses a 4-byte tag and an
   8-byte nonce); a failed check raises :class:`AuthenticationError`.
+
+Protocol v2 (docs/PROTOCOL.md §1) adds:
+
+* HMAC-SHA256 (RFC 2104), with a constant-time verify.
+* HKDF-SHA256 (RFC 5869): one complete Extract + Expand per call, as PSA's
+  ``PSA_ALG_HKDF(PSA_ALG_SHA_256)`` computes it.
+* AES-128-CCM with a 13-byte nonce and an 8-byte (``CCM8``) or 16-byte (``CCM16``) tag.
 """
 
 from __future__ import annotations
@@ -21,9 +28,11 @@ import hashlib
 import hmac
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 X25519_KEY_LEN = 32
 AES_BLOCK = 16
@@ -142,3 +151,57 @@ def ccm_decrypt(
         ) from exc
     except ValueError as exc:
         raise CryptoError(f"AES-CCM parameters rejected: {exc}") from exc
+
+
+# -- protocol v2 additions (docs/PROTOCOL.md §1) ----------------------------------------------
+HMAC_LEN = 32
+HKDF_MAX_LEN = 255 * 32
+CCM_NONCE_LEN = 13
+
+
+def hmac_sha256(key: bytes, message: bytes) -> bytes:
+    """RFC 2104 HMAC-SHA256, 32 bytes."""
+    return hmac.new(key, message, hashlib.sha256).digest()
+
+
+def hmac_sha256_verify(key: bytes, message: bytes, mac: bytes) -> bool:
+    """True if ``mac`` is HMAC-SHA256(key, message) (or its prefix of len(mac) >= 1 bytes).
+
+    Compared in constant time (PROTOCOL.md §4.2: never ``memcmp``).
+    """
+    if not 1 <= len(mac) <= HMAC_LEN:
+        return False
+    return hmac.compare_digest(hmac_sha256(key, message)[: len(mac)], mac)
+
+
+def hkdf_sha256(salt: bytes, ikm: bytes, info: bytes, length: int) -> bytes:
+    """RFC 5869 HKDF-SHA256: Extract(salt, ikm) then Expand(info, length)."""
+    if not 1 <= length <= HKDF_MAX_LEN:
+        raise CryptoError(f"HKDF output length must be 1..{HKDF_MAX_LEN}, got {length}")
+    return HKDF(hashes.SHA256(), length, salt, info).derive(ikm)
+
+
+def hkdf_sha256_extract(salt: bytes, ikm: bytes) -> bytes:
+    """RFC 5869 §2.2 Extract alone (PRK); for vectors and tests only."""
+    return hmac_sha256(salt or bytes(32), ikm)
+
+
+def ccm13_encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes, tag_len: int) -> bytes:
+    """AES-128-CCM, 13-byte nonce, ``tag_len`` 8 or 16: returns ``ciphertext || tag``."""
+    _need_len("AES-128 key", key, 16)
+    _need_len("CCM nonce", nonce, CCM_NONCE_LEN)
+    if tag_len not in (8, 16):
+        raise CryptoError(f"v2 CCM tags are 8 or 16 bytes, got {tag_len}")
+    ct, tag = ccm_encrypt(key, nonce, plaintext, aad, tag_len)
+    return ct + tag
+
+
+def ccm13_decrypt(key: bytes, nonce: bytes, sealed: bytes, aad: bytes, tag_len: int) -> bytes:
+    """Inverse of :func:`ccm13_encrypt`; raises :class:`AuthenticationError` on a bad tag."""
+    _need_len("AES-128 key", key, 16)
+    _need_len("CCM nonce", nonce, CCM_NONCE_LEN)
+    if tag_len not in (8, 16):
+        raise CryptoError(f"v2 CCM tags are 8 or 16 bytes, got {tag_len}")
+    if len(sealed) < tag_len:
+        raise AuthenticationError("AES-CCM input shorter than its tag")
+    return ccm_decrypt(key, nonce, sealed[:-tag_len], sealed[-tag_len:], aad)

@@ -4,11 +4,15 @@ Subcommands (issue 3):
 
   sec1     --client-priv HEX --device-priv HEX --pop TEXT --device-random HEX [--app-key HEX]
            one security1 handshake as JSON (keys, verifiers, every frame)
-  vectors  [--seed N] --out FILE      write the deterministic compat vector file
-  check    FILE                        recompute a vector file; report the first mismatch
+  vectors  [--protocol compat|v2] [--seed N] --out FILE
+                                       write a deterministic vector file (default compat)
+  check    FILE                        recompute a vector file (compat or v2, from its
+                                       "protocol" field); report the first mismatch
   appkey   [--nvs-csv FILE] ...        a fresh 32-byte app key, optionally as an NVS CSV
   pop      [--bits N] | --estimate TEXT   generate a PoP, or estimate one's strength
   decode   [--key HEX] FRAME_HEX       show a frame field by field, decrypt it if possible
+           (v2 frames, CF 02 ..., are recognised; --key is then k_grp or k_ctl, 16 bytes,
+           or --group-secret HEX --epoch N, with --src/--dst MACs for the nonce and AAD)
 
 Exit status: 0 success; 1 a check found a mismatch or a frame failed authentication;
 2 bad input (one line on stderr, never a traceback).
@@ -28,10 +32,12 @@ from typing import Any, NoReturn
 
 from . import __version__, popstrength
 from .decode import decode_frame
+from .decode_v2 import decode_v2
 from .protocol import keystore
 from .protocol.errors import ProtocolError
-from .vectors import compute
-from .vectors.check import VectorFileError, check
+from .protocol.v2 import keyschedule
+from .vectors import compute, generate_v2
+from .vectors.check import VectorFileError, check, protocol_of
 from .vectors.generate import CHANNEL, CLIENT_MAC, DEFAULT_MAGICS, DEVICE_MAC, build, dumps
 
 PROG = "espnow-sec-keygen"
@@ -93,7 +99,7 @@ def cmd_sec1(args: argparse.Namespace) -> int:
 def cmd_vectors(args: argparse.Namespace) -> int:
     if args.seed < 0 or args.seed >= 1 << 64:
         raise CliError(f"--seed must be between 0 and 2**64-1, got {args.seed}")
-    text = dumps(build(args.seed))
+    text = dumps(generate_v2.build(args.seed) if args.protocol == "v2" else build(args.seed))
     if args.out == "-":
         sys.stdout.write(text)
         return 0
@@ -123,7 +129,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if mismatch is not None:
         print(f"FAIL {path}: {count} case(s) matched, then {mismatch}", file=sys.stderr)
         return 1
-    print(f"OK {path}: {count} cases match the reference")
+    print(f"OK {path}: {count} cases match the reference ({protocol_of(doc)})")
     return 0
 
 
@@ -181,7 +187,23 @@ def cmd_decode(args: argparse.Namespace) -> int:
     raw = parse_hex("FRAME_HEX", args.frame)
     if not raw:
         raise CliError("FRAME_HEX is empty")
+    if raw[0] == 0xCF:
+        return _decode_v2(args, raw, key)
     result = decode_frame(raw, key)
+    print("\n".join(result.lines))
+    return 1 if result.auth_failed else 0
+
+
+def _decode_v2(args: argparse.Namespace, raw: bytes, key: bytes | None) -> int:
+    if args.group_secret is not None:
+        if args.epoch is None:
+            raise CliError("--group-secret needs --epoch N (the key_epoch it belongs to)")
+        key = keyschedule.k_grp(args.epoch, parse_hex("--group-secret", args.group_secret, 32))
+    if key is not None and len(key) != 16:
+        raise CliError(f"a v2 key is 16 bytes (k_grp or k_ctl), got {len(key)}")
+    src = parse_mac("--src", args.src) if args.src else None
+    dst = parse_mac("--dst", args.dst) if args.dst else None
+    result = decode_v2(raw, key, src, dst)
     print("\n".join(result.lines))
     return 1 if result.auth_failed else 0
 
@@ -228,7 +250,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--device-mac", default=DEVICE_MAC, metavar="MAC", help=f"default {DEVICE_MAC}")
     s.set_defaults(func=cmd_sec1)
 
-    s = sub.add_parser("vectors", help="write the deterministic compat vector file")
+    s = sub.add_parser("vectors", help="write a deterministic vector file (compat or v2)")
+    s.add_argument("--protocol", choices=("compat", "v2"), default="compat", help="default compat")
     s.add_argument("--seed", type=int, default=1, help="seed of every generated input (default 1)")
     s.add_argument("--out", required=True, metavar="FILE", help="output file, or - for stdout")
     s.set_defaults(func=cmd_vectors)
@@ -262,6 +285,10 @@ def make_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("decode", help="show a frame field by field; decrypt data frames with --key")
     s.add_argument("--key", metavar="HEX", help="32-byte app key (or its 16-byte CCM half)")
+    s.add_argument("--group-secret", metavar="HEX", help="v2: 32-byte group secret G_E")
+    s.add_argument("--epoch", type=int, help="v2: the epoch of --group-secret")
+    s.add_argument("--src", metavar="MAC", help="v2: radio source (needed to decrypt)")
+    s.add_argument("--dst", metavar="MAC", help="v2: radio destination (needed to decrypt)")
     s.add_argument("frame", metavar="FRAME_HEX", help="the frame body, header included")
     s.set_defaults(func=cmd_decode)
     return p

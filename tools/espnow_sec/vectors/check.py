@@ -14,6 +14,7 @@ from typing import Any
 
 from ..protocol.errors import ProtocolError
 from . import compute as C
+from . import compute_v2 as V
 from .generate import FORMAT_VERSION
 
 SECTIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -24,6 +25,19 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "keystore": C.compute_keystore,
     "negative": C.compute_negative,
 }
+SECTIONS_V2: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "primitives": V.compute_primitive,
+    "classification": V.compute_classification,
+    "handshakes": V.compute_handshake,
+    "control": V.compute_control,
+    "data": V.compute_group_frame,
+    "sync": V.compute_group_frame,
+    "records": V.compute_record,
+    "replay": V.compute_replay,
+    "scripts": V.compute_script,
+}
+#: the sections of each ``protocol`` value a vector file may carry
+PROTOCOLS = {"compat": SECTIONS, "v2": SECTIONS_V2}
 #: keys of a case that are not computed
 _META = ("id", "description", "tags")
 
@@ -73,16 +87,24 @@ def _first_diff(path: str, expected: Any, got: Any) -> Mismatch | None:
     return None
 
 
+def protocol_of(doc: Any) -> str:
+    """The file's ``protocol`` (``compat`` when absent, as in the first compat files)."""
+    return str(doc.get("protocol", "compat")) if isinstance(doc, dict) else "?"
+
+
 def check(doc: Any) -> tuple[int, Mismatch | None]:
-    """Return ``(cases checked, first mismatch or None)``."""
+    """Return ``(cases checked, first mismatch or None)``; the file's ``protocol`` decides."""
     if not isinstance(doc, dict):
         raise VectorFileError("top level is not a JSON object")
     if doc.get("format_version") != FORMAT_VERSION:
         raise VectorFileError(
             f"format_version is {doc.get('format_version')!r}; this tool reads {FORMAT_VERSION}"
         )
+    protocol = doc.get("protocol", "compat")
+    if protocol not in PROTOCOLS:
+        raise VectorFileError(f"protocol is {protocol!r}; this tool reads compat and v2")
     count = 0
-    for section, fn in SECTIONS.items():
+    for section, fn in PROTOCOLS[protocol].items():
         cases = doc.get(section)
         if not isinstance(cases, list):
             raise VectorFileError(f"section {section!r} is missing or not a list")
