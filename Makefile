@@ -32,7 +32,7 @@ CTEST_CMAKE_ARGS ?=
 PYTEST_ARGS ?=
 
 # Debian packages the host build needs (python3-venv: Debian's python3 has no ensurepip).
-APT_PACKAGES := libmbedtls-dev libprotobuf-c-dev protobuf-c-compiler cmake gcc make
+APT_PACKAGES := libmbedtls-dev libprotobuf-c-dev protobuf-c-compiler cmake gcc libc6-dev make
 
 .PHONY: all setup deps venv build host ctest-build demo test clean distclean menuconfig help
 
@@ -100,8 +100,8 @@ ctest-build: | setup
 menuconfig: | setup
 	cmake -DESPNOW_SEC_CONFIG=$(CONFIG) -DESPNOW_SEC_PYTHON=$(abspath $(PY)) \
 	    -DESPNOW_SEC_MENUCONFIG=ON -P host/kconfig.cmake
-	@echo "Saved $(HOST_BUILD)/$(CONFIG)/sdkconfig; the next 'make build' uses it" \
-	      "(until sdkconfig.defaults or sdkconfig.ci.$(CONFIG) changes)."
+	@echo "Configuration: $(HOST_BUILD)/$(CONFIG)/sdkconfig (if you saved it, the next 'make build' uses it" \
+	      "until sdkconfig.defaults$(if $(filter default,$(CONFIG)),, or sdkconfig.ci.$(CONFIG)) changes)."
 
 # ---- run -----------------------------------------------------------------------------------
 
@@ -121,4 +121,4 @@ clean:
 	rm -rf $(BUILD)
 
 distclean: clean
-	rm -rf $(VENV) espnow_store
+	rm -rf $(VENV) espnow_store .pytest_cache .ruff_cache tools/espnow_sec.egg-info
