@@ -7,7 +7,9 @@
  * level. A bad value prints one line on stderr and exits 2.
  *
  * stdin is the UART: every line read is sent. EOF on stdin does not stop the node;
- * SIGTERM / SIGINT stop it cleanly (exit 0).
+ * SIGTERM / SIGINT stop it cleanly (exit 0). Exit 1: the node could not start; 2: a bad
+ * setting (one line on stderr); 3: the air went away while running (one line on stderr:
+ * "the air at <path> closed the connection"), the node cannot work without it.
  */
 #include <errno.h>
 #include <poll.h>
@@ -25,6 +27,7 @@
 #include "espnow_sec_port_linux.h"
 
 #define EXIT_USAGE 2
+#define EXIT_AIR_LOST 3
 /* Longer than any ESP-NOW payload (v2: 1470), so a line is either sent or refused whole. */
 #define LINE_CAP 2048
 
@@ -121,13 +124,20 @@ static void configure_from_env(app_config_t *cfg, espnow_sec_port_linux_config_t
     if (v) {
         cfg->pop = v;
     }
+    if (cfg->pop && strlen(cfg->pop) > ESPNOW_SEC_POP_MAX_LEN) {
+        die_usage("the PoP (ESPNOW_POP) is %zu bytes: at most %d are allowed", strlen(cfg->pop),
+                  ESPNOW_SEC_POP_MAX_LEN);
+    }
 
     v = getenv("ESPNOW_CHANNEL");
     if (v) {
-        char *end = NULL;
-        errno = 0;
-        long ch = strtol(v, &end, 10);
-        if (!v[0] || *end || errno || ch < 1 || ch > 14) {
+        /* Digits only: strtol alone would take " 3", "+3" or "3\n". */
+        bool digits = v[0] != '\0' && strlen(v) <= 2;
+        for (const char *c = v; *c && digits; c++) {
+            digits = *c >= '0' && *c <= '9';
+        }
+        long ch = digits ? strtol(v, NULL, 10) : 0;
+        if (ch < 1 || ch > 14) {
             die_usage("ESPNOW_CHANNEL=\"%s\" is not valid: expected a channel number 1..14", v);
         }
         cfg->channel = (uint8_t)ch;
@@ -220,9 +230,18 @@ int main(void)
     }
     esp_err_t err = app_start(&cfg);
     if (err == ESP_ERR_ESPNOW_SEC_STORE_CORRUPT) {
-        fprintf(stderr, "%s: cannot start: the key store in %s is damaged (%s); remove that "
-                        "folder to start unprovisioned\n", PROG, store_dir,
-                espnow_sec_err_to_name(err));
+        if (cfg.role == ESPNOW_SEC_ROLE_INITIATOR) {
+            /* A new initiator key re-provisions the responders on its first run, but anything
+               else still holding the old key (a second initiator's group) is cut off. */
+            fprintf(stderr, "%s: cannot start: the key store in %s is damaged (%s); restore it "
+                            "from a backup, or remove that folder: a new app key is made and the "
+                            "responders are provisioned again on the next run\n", PROG, store_dir,
+                    espnow_sec_err_to_name(err));
+        } else {
+            fprintf(stderr, "%s: cannot start: the key store in %s is damaged (%s); remove that "
+                            "folder to start unprovisioned\n", PROG, store_dir,
+                    espnow_sec_err_to_name(err));
+        }
         return 1;
     }
     if (err != ESP_OK) {
@@ -234,12 +253,14 @@ int main(void)
     static char line[LINE_CAP];
     size_t used = 0, overflow = 0;
     bool stdin_open = true;
+    int status = 0;
     for (;;) {
-        struct pollfd fds[2] = {
+        struct pollfd fds[3] = {
             {.fd = sig_fd, .events = POLLIN},
+            {.fd = espnow_sec_port_linux_radio_lost_fd(), .events = POLLIN},
             {.fd = STDIN_FILENO, .events = POLLIN},
         };
-        int rc = poll(fds, stdin_open ? 2 : 1, -1);
+        int rc = poll(fds, stdin_open ? 3 : 2, -1);
         if (rc < 0) {
             if (errno == EINTR) {
                 continue;
@@ -255,7 +276,13 @@ int main(void)
             }
             break;
         }
-        if (stdin_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+        if (fds[1].revents & POLLIN) {
+            const char *why = espnow_sec_port_linux_radio_lost_reason();
+            fprintf(stderr, "%s: stopping: %s\n", PROG, why ? why : "the radio is down");
+            status = EXIT_AIR_LOST;
+            break;
+        }
+        if (stdin_open && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
             ssize_t n = read(STDIN_FILENO, line + used, sizeof(line) - used);
             if (n < 0 && errno == EINTR) {
                 continue;
@@ -281,5 +308,5 @@ int main(void)
 
     app_stop();
     close(sig_fd);
-    return 0;
+    return status;
 }

@@ -272,7 +272,9 @@ static void test_wrong_pop(void)
     CHECK_EQ(sim_start(sim, 3, ESPNOW_SEC_ROLE_RESPONDER, POP), ESP_OK);
     provision(sim, 1000);
     sim_node_t *ini = &sim->nodes[0], *bad = &sim->nodes[2];
-    CHECK_EQ(sim_count_events(bad, ESPNOW_SEC_EVENT_PEER_FAILED), 1);
+    /* one report per attempt: the first and each fresh Cmd0 after an unanswered Cmd1 */
+    CHECK_EQ(sim_count_events(bad, ESPNOW_SEC_EVENT_PEER_FAILED), 1 + ESPNOW_SEC_INI_RESTARTS);
+    CHECK_EQ(ini->sent[SIM_K_CMD0], 1 + ESPNOW_SEC_INI_RESTARTS);
     CHECK(peer_event(bad, ESPNOW_SEC_EVENT_PEER_FAILED, ini->mac, ESPNOW_SEC_FAIL_POP_MISMATCH));
     CHECK_EQ(sim_count_events(bad, ESPNOW_SEC_EVENT_PEER_SECURED), 0);
     CHECK(!bad->has_rec);
@@ -570,6 +572,287 @@ static void test_timeout_after_retries(void)
     sim_free(sim);
 }
 
+/* ---- hostile air: forged and flooding handshake frames (adversarial review D1, D2, D4, D8) ---- */
+
+/* A SECURITY frame carrying one record {rtype, len, data}, unicast from `src` to `dest`. */
+static size_t sec_frame(uint8_t frame[250], const uint8_t src[6], const uint8_t dest[6], uint8_t rtype,
+                        const uint8_t *data, size_t len)
+{
+    static uint16_t magic = 0x5000;
+    espnow_sec_hdr_t h = {.type = ESPNOW_SEC_T_SECURITY, .version = 2, .size = (uint8_t)(len + 2), .magic = magic++};
+    memcpy(h.dest, dest, 6);
+    memcpy(h.src, src, 6);
+    espnow_sec_hdr_encode(&h, frame);
+    frame[20] = rtype;
+    frame[21] = (uint8_t)len;
+    memcpy(&frame[22], data, len);
+    return 22 + len;
+}
+
+/* A security1 message `m` from `src` to node `to`, delivered at once. */
+static void inject_sec1(sim_t *sim, int to, const uint8_t src[6], const espnow_sec_sec1_t *m)
+{
+    uint8_t msg[64], frame[250];
+    size_t mlen = 0;
+    CHECK_EQ(espnow_sec_compat_build(m, msg, sizeof(msg), &mlen), ESP_OK);
+    size_t n = sec_frame(frame, src, sim->nodes[to].mac, ESPNOW_SEC_R_HANDSHAKE, msg, mlen);
+    sim_inject(sim, to, src, frame, n);
+}
+
+/* A stranger's Cmd0 with a fresh random client key, from made-up MAC number `i`. */
+static void inject_stranger_cmd0(sim_t *sim, int to, int i)
+{
+    uint8_t src[6] = {0x02, 0x77, 0, 0, (uint8_t)(i >> 8), (uint8_t)i};
+    uint8_t priv[32];
+    memset(priv, 0x40 + (i & 0x3f), sizeof(priv));
+    priv[1] = (uint8_t)i;
+    espnow_sec_sec1_t m = {.msg = ESPNOW_SEC_SEC1_CMD0};
+    CHECK_EQ(espnow_sec_crypto_x25519_public(priv, m.pub), ESP_OK);
+    inject_sec1(sim, to, src, &m);
+}
+
+typedef struct {
+    sim_kind_t at;   /* before the first frame of this kind is delivered ... */
+    int from;        /* ... sent by this node ... */
+    int strangers;   /* ... this many strangers' Cmd0s reach node 1 (the responder) */
+    bool forge;      /* ... or a forged copy of that message (random content) goes first */
+    int fired;
+} hostile_t;
+
+static bool hostile_filter(sim_t *sim, int from, const uint8_t dst[6], uint8_t *data, size_t *len,
+                           sim_kind_t kind, void *ctx)
+{
+    (void)dst; (void)data; (void)len;
+    hostile_t *h = ctx;
+    if (kind != h->at || from != h->from || h->fired++ != 0) {
+        return true;
+    }
+    for (int i = 0; i < h->strangers; i++) {
+        inject_stranger_cmd0(sim, 1, i);
+    }
+    if (h->forge) {
+        int to = from == 0 ? 1 : 0;
+        const uint8_t *spoof = sim->nodes[from].mac;
+        uint8_t rnd[32];
+        for (int i = 0; i < 32; i++) {
+            rnd[i] = (uint8_t)(0x5a ^ (i * 37));
+        }
+        espnow_sec_sec1_t m = {0};
+        switch (kind) {
+        case SIM_K_RESP0:
+            m.msg = ESPNOW_SEC_SEC1_RESP0;
+            CHECK_EQ(espnow_sec_crypto_x25519_public(rnd, m.pub), ESP_OK); /* a valid, foreign key */
+            memcpy(m.random, rnd, sizeof(m.random));
+            inject_sec1(sim, to, spoof, &m);
+            break;
+        case SIM_K_CMD1:
+        case SIM_K_RESP1:
+            m.msg = kind == SIM_K_CMD1 ? ESPNOW_SEC_SEC1_CMD1 : ESPNOW_SEC_SEC1_RESP1;
+            memcpy(m.verify, rnd, sizeof(m.verify));
+            inject_sec1(sim, to, spoof, &m);
+            break;
+        case SIM_K_KEY_RESP: {
+            uint8_t frame[250];
+            size_t n = sec_frame(frame, spoof, sim->nodes[to].mac, ESPNOW_SEC_R_KEY_RESP, rnd, 32);
+            sim_inject(sim, to, spoof, frame, n);
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    return true;
+}
+
+static espnow_sec_stats_t stats_of(sim_t *sim, int i)
+{
+    espnow_sec_stats_t st;
+    espnow_sec_node_get_stats(sim->nodes[i].node, &st);
+    return st;
+}
+
+/* D1: strangers' Cmd0s from other MACs between our Resp0 and the real Cmd1 do not evict the
+ * real initiator's half-open handshake (up to the half-open table's size). */
+static void test_stranger_cmd0s_do_not_evict_the_real_handshake(void)
+{
+    sim_t *sim = make(1, 200);
+    hostile_t h = {.at = SIM_K_RESP0, .from = 1, .strangers = ESPNOW_SEC_RESPONDER_PENDING - 1};
+    sim->filter = hostile_filter;
+    sim->filter_ctx = &h;
+    provision(sim, 500);
+    check_all_secured(sim, 1);
+    CHECK_EQ(sim->nodes[0].sent[SIM_K_CMD0], 1);
+    CHECK_EQ(sim->nodes[0].sent[SIM_K_CMD1], 1); /* answered at once */
+    CHECK_EQ(stats_of(sim, 1).hs_evicted, 0);
+    exchange_data(sim, 1);
+    sim_free(sim);
+}
+
+/* D1: a flood larger than the half-open table does push the real handshake out; the
+ * initiator then restarts it with a fresh Cmd0 instead of resending Cmd1 until NO_RESP1. */
+static void test_flood_beyond_the_table_is_recovered_by_a_fresh_cmd0(void)
+{
+    sim_t *sim = make(1, 201);
+    hostile_t h = {.at = SIM_K_RESP0, .from = 1, .strangers = ESPNOW_SEC_RESPONDER_PENDING + 3};
+    sim->filter = hostile_filter;
+    sim->filter_ctx = &h;
+    provision(sim, 500);
+    check_all_secured(sim, 1);
+    CHECK_EQ(sim->nodes[0].sent[SIM_K_CMD0], 2);
+    CHECK_EQ(sim->nodes[0].sent[SIM_K_CMD1], 1 + ESPNOW_SEC_INI_CMD1_TRIES + 1);
+    /* PENDING + 3 strangers and our first Cmd0 in PENDING entries: 4 evicted; our fresh Cmd0
+     * then finds the table full of strangers: one more */
+    CHECK_EQ(stats_of(sim, 1).hs_evicted, 5);
+    sim_free(sim);
+}
+
+/* D1: a proven handshake (Cmd1 verified, KEY lost) survives any number of strangers' Cmd0s. */
+static void test_proven_handshake_is_never_evicted(void)
+{
+    sim_t *sim = make(1, 202);
+    drop_script_t d = {.kind = SIM_K_KEY, .drop = 1};
+    sim->filter = drop_filter;
+    sim->filter_ctx = &d;
+    CHECK_EQ(espnow_sec_node_provision(sim->nodes[0].node, 500), ESP_OK);
+    for (int i = 0; i < 2000 && d.dropped == 0; i++) {
+        sim_run(sim, 1, NULL);
+    }
+    CHECK_EQ(d.dropped, 1); /* the responder waits for KEY now */
+    for (int i = 0; i < 4 * (ESPNOW_SEC_RESPONDER_PENDING + ESPNOW_SEC_RESPONDER_SESSIONS); i++) {
+        inject_stranger_cmd0(sim, 1, i);
+    }
+    sim_run(sim, RUN_MS, sim_provision_done);
+    check_all_secured(sim, 1);
+    CHECK_EQ(sim->nodes[0].sent[SIM_K_CMD0], 1); /* the KEY retry was enough */
+    CHECK(stats_of(sim, 1).hs_evicted > 0);
+    sim_free(sim);
+}
+
+/* D2: a forged Cmd1 under the initiator's MAC before the real one: counted and reported, the
+ * handshake goes on and the real Cmd1 is answered. */
+static void test_forged_cmd1_does_not_end_the_handshake(void)
+{
+    sim_t *sim = make(1, 210);
+    hostile_t h = {.at = SIM_K_CMD1, .from = 0, .forge = true};
+    sim->filter = hostile_filter;
+    sim->filter_ctx = &h;
+    provision(sim, 500);
+    check_all_secured(sim, 1);
+    sim_node_t *r = &sim->nodes[1];
+    CHECK_EQ(stats_of(sim, 1).hs_auth_fail, 1);
+    CHECK(peer_event(r, ESPNOW_SEC_EVENT_PEER_FAILED, sim->nodes[0].mac, ESPNOW_SEC_FAIL_POP_MISMATCH));
+    CHECK_EQ(sim->nodes[0].sent[SIM_K_CMD1], 1);
+    CHECK_EQ(r->sent[SIM_K_RESP1], 1);
+    exchange_data(sim, 1);
+    sim_free(sim);
+}
+
+/* D2: forged Resp1 / KEY_RESP under the responder's MAC before the real one: ignored and
+ * counted; the CTR stream is untouched, so the real answer still verifies. */
+static void forged_answer_run(sim_kind_t kind, uint64_t seed, int cmd0s)
+{
+    sim_t *sim = make(1, seed);
+    hostile_t h = {.at = kind, .from = 1, .forge = true};
+    sim->filter = hostile_filter;
+    sim->filter_ctx = &h;
+    provision(sim, 500);
+    CHECK_EQ(h.fired, kind == SIM_K_RESP0 ? 2 : 1);
+    check_all_secured(sim, 1);
+    CHECK_EQ(sim->nodes[0].sent[SIM_K_CMD0], cmd0s);
+    exchange_data(sim, 1);
+    sim_free(sim);
+}
+
+static void test_forged_resp1_is_ignored(void)
+{
+    forged_answer_run(SIM_K_RESP1, 211, 1);
+}
+
+static void test_forged_key_resp_is_ignored(void)
+{
+    forged_answer_run(SIM_K_KEY_RESP, 212, 1);
+}
+
+/* A forged Resp0 that arrives first is taken (compat cannot tell); the Cmd1 made from it goes
+ * unanswered and the fresh Cmd0 recovers. The later real Resp0 of that attempt is ignored. */
+static void test_forged_resp0_first_is_recovered(void)
+{
+    forged_answer_run(SIM_K_RESP0, 213, 2);
+}
+
+/* The final reason still names a wrong answer when nothing better came (KEY_ECHO above) and a
+ * failed check is counted as such. */
+static void test_failed_checks_are_counted(void)
+{
+    sim_t *sim = make(1, 214);
+    hostile_t h = {.at = SIM_K_RESP1, .from = 1, .forge = true};
+    sim->filter = hostile_filter;
+    sim->filter_ctx = &h;
+    provision(sim, 500);
+    CHECK_EQ(stats_of(sim, 0).hs_auth_fail, 1);
+    CHECK_EQ(stats_of(sim, 0).hs_failed, 0);
+    sim_free(sim);
+}
+
+/* D4: the initiator lost its store and generated a new key: responders that name it as their
+ * provisioner are provisioned again (once per boot), and then talk under the new key. */
+static void test_initiator_with_a_new_key_reprovisions_its_responders(void)
+{
+    sim_t *sim = make(2, 220);
+    provision(sim, 500);
+    check_all_secured(sim, 2);
+    sim_node_t *ini = &sim->nodes[0];
+    uint8_t old_key[32];
+    memcpy(old_key, ini->node->app_key, 32);
+    espnow_sec_node_deinit(ini->node);
+    ini->has_rec = false; /* the store is gone */
+    CHECK_EQ(sim_start(sim, 0, ESPNOW_SEC_ROLE_INITIATOR, POP), ESP_OK);
+    CHECK(memcmp(ini->node->app_key, old_key, 32) != 0);
+    for (int i = 0; i <= 2; i++) {
+        sim->nodes[i].n_events = 0;
+    }
+    provision(sim, 500);
+    const espnow_sec_event_t *scan = sim_find_event(ini, ESPNOW_SEC_EVENT_SCAN_DONE, 0);
+    CHECK(scan != NULL && scan->data.scan.found == 2);
+    check_all_secured(sim, 2); /* records hold the new key */
+    exchange_data(sim, 2);
+    /* a second run of the same boot skips them again */
+    ini->n_events = 0;
+    provision(sim, 500);
+    scan = sim_find_event(ini, ESPNOW_SEC_EVENT_SCAN_DONE, 0);
+    CHECK(scan != NULL && scan->data.scan.found == 0);
+    /* and so does the next boot, which loads the key from the store */
+    espnow_sec_node_deinit(ini->node);
+    CHECK_EQ(sim_start(sim, 0, ESPNOW_SEC_ROLE_INITIATOR, POP), ESP_OK);
+    ini->n_events = 0;
+    provision(sim, 500);
+    scan = sim_find_event(ini, ESPNOW_SEC_EVENT_SCAN_DONE, 0);
+    CHECK(scan != NULL && scan->data.scan.found == 0);
+    sim_free(sim);
+}
+
+/* D8: an INFO whose sender is the broadcast address is refused and counted. */
+static void test_info_from_broadcast_sender_is_refused(void)
+{
+    sim_t *sim = make(0, 230);
+    sim_node_t *ini = &sim->nodes[0];
+    CHECK_EQ(espnow_sec_node_provision(ini->node, 500), ESP_OK);
+    uint8_t frame[250];
+    uint8_t info[8] = {ESPNOW_SEC_R_INFO, 0};
+    espnow_sec_hdr_t h = {.type = ESPNOW_SEC_T_SECURITY_STATUS, .version = 2, .size = sizeof(info), .magic = 3};
+    memcpy(h.dest, ini->mac, 6);
+    memset(h.src, 0xff, 6);
+    espnow_sec_hdr_encode(&h, frame);
+    memcpy(&frame[20], info, sizeof(info));
+    espnow_sec_stats_t before = stats_of(sim, 0);
+    sim_inject(sim, 0, h.src, frame, 20 + sizeof(info));
+    CHECK_EQ(stats_of(sim, 0).rx_malformed, before.rx_malformed + 1);
+    sim_run(sim, RUN_MS, sim_provision_done);
+    const espnow_sec_event_t *scan = sim_find_event(ini, ESPNOW_SEC_EVENT_SCAN_DONE, 0);
+    CHECK(scan != NULL && scan->data.scan.found == 0);
+    sim_free(sim);
+}
+
 int main(void)
 {
     RUN(test_three_responders_secured_and_talk);
@@ -598,5 +881,15 @@ int main(void)
     RUN(test_more_responders_than_sessions);
     RUN(test_scan_table_bound);
     RUN(test_timeout_after_retries);
+    RUN(test_stranger_cmd0s_do_not_evict_the_real_handshake);
+    RUN(test_flood_beyond_the_table_is_recovered_by_a_fresh_cmd0);
+    RUN(test_proven_handshake_is_never_evicted);
+    RUN(test_forged_cmd1_does_not_end_the_handshake);
+    RUN(test_forged_resp1_is_ignored);
+    RUN(test_forged_key_resp_is_ignored);
+    RUN(test_forged_resp0_first_is_recovered);
+    RUN(test_failed_checks_are_counted);
+    RUN(test_initiator_with_a_new_key_reprovisions_its_responders);
+    RUN(test_info_from_broadcast_sender_is_refused);
     HARNESS_END();
 }

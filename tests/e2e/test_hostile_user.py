@@ -369,16 +369,16 @@ def test_keygen_check_on_corrupt_vector_files(tmp_path: Path, content: bytes) ->
 @pytest.mark.parametrize(
     ("args", "code", "says"),
     [
-        (["demo", "--responders", "0"], 1, "--responders must be between 1 and 255"),
-        (["demo", "--responders", "-1"], 1, "--responders must be between 1 and 255"),
-        (["demo", "--responders", "1000"], 1, "--responders must be between 1 and 255"),
+        (["demo", "--responders", "0"], 2, "argument --responders: must be between 1 and 255"),
+        (["demo", "--responders", "-1"], 2, "argument --responders: must be between 1 and 255"),
+        (["demo", "--responders", "1000"], 2, "argument --responders: must be between 1 and 255"),
         (["demo", "--bad-pop-responder", "4"], 1, "does not exist"),
         (["demo", "--loss", "2"], 2, "--loss"),
         (["demo", "--loss", "-0.1"], 2, "--loss"),
         (["demo", "--loss", "nan"], 2, "--loss"),
         (["demo", "--responders", "abc"], 2, "--responders"),
         (["demo", "--timeout", "0"], 2, "--timeout"),
-        (["run", "--responders", "0"], 1, "--responders must be between 1 and 255"),
+        (["run", "--responders", "0"], 2, "argument --responders: must be between 1 and 255"),
     ],
 )
 def test_runner_rejects_bad_options_cleanly(args: list[str], code: int, says: str) -> None:

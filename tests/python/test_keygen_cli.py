@@ -249,5 +249,5 @@ def test_decode_shows_fields_and_decrypts(capsys: pytest.CaptureFixture[str]) ->
     grp = next(c for c in compat["frames"] if c["id"] == "group-add")
     rc, out, _ = run(["decode", grp["bytes"]], capsys)
     assert rc == 0 and "op                      1 (add)" in out
-    rc, out, _ = run(["decode", "2c"], capsys)  # 1 byte: reported, not a crash
-    assert rc == 0 and "error" in out
+    rc, out, err = run(["decode", "2c"], capsys)  # 1 byte: one clear line, exit 2, not a crash
+    assert rc == 2 and out == "" and len(err.splitlines()) == 1 and "header alone is 20" in err

@@ -1,7 +1,8 @@
 """Show one frame field by field, decrypting it when a key allows (``keygen decode``).
 
 Pure: bytes in, lines out. Parse errors are reported as lines, not exceptions, so a damaged
-capture still shows every field that could be read.
+capture still shows every field that could be read; they are also collected in ``errors`` so the
+command line can exit non-zero (a frame too short for its header gives no lines, only an error).
 """
 
 from __future__ import annotations
@@ -25,14 +26,22 @@ from .protocol.records import (
 )
 from .protocol.session import Cmd0, Cmd1, Resp0, Resp1, decode_session
 
+#: Largest ESP-NOW v1 frame body (ESP_NOW_MAX_DATA_LEN): no compat radio sends more.
+FRAME_MAX = 250
+
 
 @dataclass
 class Decoded:
     lines: list[str] = field(default_factory=list)
     auth_failed: bool = False
+    errors: list[str] = field(default_factory=list)
 
     def add(self, name: str, value: object, indent: int = 2) -> None:
         self.lines.append(f"{' ' * indent}{name:<24}{value}")
+
+    def error(self, name: str, exc: object) -> None:
+        self.add(name, exc)
+        self.errors.append(str(exc))
 
 
 def mac(b: bytes) -> str:
@@ -51,10 +60,14 @@ def decode_frame(raw: bytes, key: bytes | None = None) -> Decoded:
     try:
         hdr = Header.decode(raw)
     except ProtocolError as exc:
-        out.lines.append(f"error: {exc}")
+        out.errors.append(str(exc))
         return out
     payload = raw[HEADER_LEN:]
     out.lines.append(f"frame: {len(raw)} bytes (header {HEADER_LEN}, payload {len(payload)})")
+    if len(raw) > FRAME_MAX:
+        out.lines.append(
+            f"  note: longer than {FRAME_MAX} bytes, the ESP-NOW v1 maximum: no radio sends it"
+        )
     out.lines.append("header:")
     out.add("type", f"{hdr.type} ({_type_name(hdr.type)})")
     out.add(
@@ -104,7 +117,7 @@ def _secured(out: Decoded, frame: Frame, key: bytes | None) -> None:
     try:
         parts = data.ProtectedPayload.decode(frame.payload)
     except ProtocolError as exc:
-        out.add("error", exc)
+        out.error("error", exc)
         return
     out.add("ciphertext", parts.ciphertext.hex() or "(empty)")
     out.add("tag", parts.tag.hex())
@@ -127,7 +140,7 @@ def _security(out: Decoded, payload: bytes) -> None:
     try:
         msg = decode_security_payload(payload)
     except ProtocolError as exc:
-        out.add("error", exc)
+        out.error("error", exc)
         return
     if isinstance(msg, ScanRequest):
         out.add("record", "REQUEST (0): scan request")
@@ -151,7 +164,7 @@ def _session(out: Decoded, raw: bytes) -> None:
     try:
         msg = decode_session(raw)
     except ProtocolError as exc:
-        out.add("SessionData", f"rejected: {exc}")
+        out.error("SessionData", f"rejected: {exc}")
         out.add("raw", raw.hex())
         return
     out.add("SessionData", f"sec_ver 1, {type(msg).__name__}")
@@ -172,7 +185,7 @@ def _group(out: Decoded, payload: bytes) -> None:
     try:
         grp = Group.decode(payload)
     except ProtocolError as exc:
-        out.add("error", exc)
+        out.error("error", exc)
         return
     out.add("op", f"{grp.op} ({GroupOp(grp.op).name.lower()})")
     gid = mac(grp.group_id) + (" (SEC group)" if grp.group_id == SEC_GROUP_ID else "")

@@ -21,6 +21,7 @@ Exit status: 0 success; 1 a check found a mismatch or a frame failed authenticat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -149,10 +150,12 @@ def cmd_appkey(args: argparse.Namespace) -> int:
         raise CliError(
             f"--namespace {args.namespace!r}: NVS namespaces are 1-15 ASCII characters, no comma"
         )
+    if args.nvs_csv:
+        # The file first: a path that cannot be written must fail before the key is shown.
+        record = keystore.KeyRecord(key, provisioner).encode()
+        _write(Path(args.nvs_csv), nvs_csv(record, args.namespace), private=True)
     print(key.hex())
     if args.nvs_csv:
-        record = keystore.KeyRecord(key, provisioner).encode()
-        _write(Path(args.nvs_csv), nvs_csv(record, args.namespace))
         print(
             f"wrote {args.nvs_csv}: namespace {args.namespace}, blob {keystore.RECORD_NAME!r} "
             f"({len(record)} bytes); build a partition with esp-idf-nvs-partition-gen "
@@ -190,7 +193,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
     if raw[0] == 0xCF:
         return _decode_v2(args, raw, key)
     result = decode_frame(raw, key)
-    print("\n".join(result.lines))
+    if result.lines:
+        print("\n".join(result.lines))
+    if result.errors:  # truncated or damaged: what could be read is above, the reason on stderr
+        raise CliError(f"FRAME_HEX: cannot decode the frame: {result.errors[0]}")
     return 1 if result.auth_failed else 0
 
 
@@ -208,12 +214,19 @@ def _decode_v2(args: argparse.Namespace, raw: bytes, key: bytes | None) -> int:
     return 1 if result.auth_failed else 0
 
 
-def _write(path: Path, text: str) -> None:
+def _write(path: Path, text: str, private: bool = False) -> None:
     try:
         if path.parent and not path.parent.exists():
             raise CliError(f"{path}: directory {path.parent} does not exist")
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8", newline="\n")
+        if private:  # a secret: readable by its owner only, from the first byte
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with open(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+        else:
+            tmp.write_text(text, encoding="utf-8", newline="\n")
         os.replace(tmp, path)
     except OSError as exc:
         raise CliError(f"{path}: cannot write: {exc.strerror or exc}") from exc

@@ -7,6 +7,21 @@
  * Run:      IDLE -> SCAN -> HANDSHAKE -> IDLE (PROVISION_DONE exactly once)
  * Session:  WAIT_RESP0 -(Resp0 ok, send Cmd1)-> WAIT_RESP1 -(Resp1 ok, send KEY)->
  *           WAIT_KEY_RESP -(echo ok)-> secured; timeouts resend, RETRY_MAX then TIMEOUT.
+ *
+ * Forged answers: every answer's sender MAC is unauthenticated, so an answer that fails its
+ * check (Resp0 with a bad key, Resp1 whose verifier does not match, KEY_RESP with a wrong
+ * echo) is counted (stats.hs_auth_fail) and remembered for the final reason, and the session
+ * keeps waiting. Checks read the CTR stream at fixed offsets (hs_compat: _ctr_at on a const
+ * stream), so a failed one leaves the session unchanged. The first Resp0 of an attempt is
+ * kept; a forged one that came first (or a responder that dropped our session, e.g. evicted
+ * by a Cmd0 flood) shows as a Cmd1 without Resp1: after ESPNOW_SEC_INI_CMD1_TRIES Cmd1
+ * retransmissions the responder gets a fresh Cmd0 (new client key), at most
+ * ESPNOW_SEC_INI_RESTARTS times; the last attempt retries Cmd1 RETRY_MAX times and then
+ * ends with NO_RESP1 (a responder with another PoP answers Resp0 but never Resp1).
+ *
+ * Lost store: compat INFO names only the provisioner's MAC, not the key. When this boot
+ * generated the app key (the store was empty), a responder that names us holds a key we no
+ * longer have: it is provisioned again, once per boot (key_generated / rekeyed[]).
  */
 #include <string.h>
 
@@ -48,6 +63,8 @@ static esp_err_t ensure_app_key(espnow_sec_node_t *node)
     if (node->has_key) {
         return ESP_OK;
     }
+    I(node)->key_generated = true; /* a new key: responders that name us hold the old one */
+    I(node)->n_rekeyed = 0;
     espnow_sec_key_record_t rec;
     node->env->random(node->env->ctx, rec.key, sizeof(rec.key));
     memcpy(rec.provisioner, node->self, ESPNOW_SEC_ADDR_LEN);
@@ -71,7 +88,15 @@ esp_err_t espnow_sec_ini_provision(espnow_sec_node_t *node, uint32_t scan_ms)
         return err;
     }
     espnow_sec_initiator_t *ini = I(node);
+    /* A run starts clean, except for what this boot knows about its key (node_priv.h). */
+    bool key_generated = ini->key_generated;
+    uint32_t n_rekeyed = ini->n_rekeyed;
+    uint8_t rekeyed[ESPNOW_SEC_MAX_RESPONDERS][ESPNOW_SEC_ADDR_LEN];
+    memcpy(rekeyed, ini->rekeyed, sizeof(rekeyed));
     espnow_sec_ini_wipe(node);
+    ini->key_generated = key_generated;
+    ini->n_rekeyed = n_rekeyed;
+    memcpy(ini->rekeyed, rekeyed, sizeof(rekeyed));
     uint32_t now = espnow_sec_now(node);
     ini->phase = ESPNOW_SEC_RUN_SCAN;
     ini->t_start = now;
@@ -88,6 +113,16 @@ esp_err_t espnow_sec_ini_provision(espnow_sec_node_t *node, uint32_t scan_ms)
 
 /* ---- INFO (scan answers) ---- */
 
+static bool rekeyed_this_boot(const espnow_sec_initiator_t *ini, const uint8_t mac[ESPNOW_SEC_ADDR_LEN])
+{
+    for (uint32_t i = 0; i < ini->n_rekeyed; i++) {
+        if (espnow_sec_mac_eq(ini->rekeyed[i], mac)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 esp_err_t espnow_sec_ini_on_status(espnow_sec_node_t *node, const espnow_sec_rx_t *rx)
 {
     espnow_sec_initiator_t *ini = I(node);
@@ -101,14 +136,28 @@ esp_err_t espnow_sec_ini_on_status(espnow_sec_node_t *node, const espnow_sec_rx_
     if (espnow_sec_info_parse(rx->payload, rx->len, &info) != ESP_OK) {
         return ESP_ERR_ESPNOW_SEC_MALFORMED;
     }
+    if (espnow_sec_mac_is_broadcast(rx->hdr.src)) {
+        /* The broadcast address is no station: counted as malformed. Other group (multicast)
+         * addresses are not refused yet: vectors/compat.json uses such a MAC for a responder. */
+        return ESP_ERR_ESPNOW_SEC_MALFORMED;
+    }
     if (info.sec_ver != 0 && espnow_sec_mac_eq(info.client_mac, node->self)) {
-        return ESP_OK; /* already holds our key (§2.3 step 4) */
+        if (!ini->key_generated || rekeyed_this_boot(ini, rx->hdr.src)) {
+            return ESP_OK; /* already holds our key (§2.3 step 4) */
+        }
+        /* Provisioned by us, but with a key this boot no longer has (file header). */
+        espnow_sec_log(node, ESPNOW_SEC_LOG_DEBUG, ESPNOW_SEC_MACSTR " names us as provisioner, but "
+                       "our app key is new since this boot: provisioning it again",
+                       ESPNOW_SEC_MAC2STR(rx->hdr.src));
     }
     for (uint32_t i = 0; i < ini->n_peers; i++) {
         if (espnow_sec_mac_eq(ini->peers[i].mac, rx->hdr.src)) {
             return ESP_OK; /* one entry per MAC however often it answers */
         }
     }
+    /* INFO is unauthenticated: spoofed answers from made-up MACs ("ghosts") are taken like real
+     * ones. The table bound caps the cost: each ghost holds a session slot for its Cmd0
+     * retries (about 4.8 s with the defaults) and can crowd real responders out of a run. */
     if (ini->n_peers >= ESPNOW_SEC_MAX_RESPONDERS) {
         ini->scan_overflow++;
         node->stats.scan_overflow++;
@@ -150,6 +199,9 @@ static void session_end(espnow_sec_node_t *node, espnow_sec_csession_t *s, espno
     espnow_sec_peer_t *p = &ini->peers[s->peer];
     if (reason == ESPNOW_SEC_FAIL_NONE) {
         p->state = ESPNOW_SEC_PEER_SECURED;
+        if (ini->key_generated && !rekeyed_this_boot(ini, p->mac) && ini->n_rekeyed < ESPNOW_SEC_MAX_RESPONDERS) {
+            memcpy(ini->rekeyed[ini->n_rekeyed++], p->mac, ESPNOW_SEC_ADDR_LEN);
+        }
         ini->succeeded++;
         node->stats.hs_secured++;
         espnow_sec_log(node, ESPNOW_SEC_LOG_INFO, "secured " ESPNOW_SEC_MACSTR, ESPNOW_SEC_MAC2STR(p->mac));
@@ -168,6 +220,7 @@ static void session_end(espnow_sec_node_t *node, espnow_sec_csession_t *s, espno
 static void arm(espnow_sec_csession_t *s, uint32_t now)
 {
     s->tries = 0;
+    s->bad = ESPNOW_SEC_FAIL_NONE;
     s->timeout = ESPNOW_SEC_RETRY_BASE_MS;
     s->deadline = now + s->timeout;
 }
@@ -186,6 +239,45 @@ static esp_err_t set_tx(espnow_sec_csession_t *s, uint8_t type, const uint8_t *d
         return ESP_ERR_INVALID_SIZE;
     }
     s->tx_len = (uint8_t)n;
+    return ESP_OK;
+}
+
+/* A fresh Cmd0 (new client key) to one responder: a new attempt of the same session. */
+static void restart(espnow_sec_node_t *node, espnow_sec_csession_t *s, uint32_t now)
+{
+    espnow_sec_sec1_t m = {.msg = ESPNOW_SEC_SEC1_CMD0};
+    uint8_t msg[ESPNOW_SEC_COMPAT_MSG_MAX];
+    size_t mlen = 0;
+    espnow_sec_compat_ctr_wipe(&s->ctr);
+    node->env->random(node->env->ctx, s->cli_priv, sizeof(s->cli_priv));
+    esp_err_t err = espnow_sec_crypto_x25519_public(s->cli_priv, m.pub);
+    if (err == ESP_OK) {
+        err = espnow_sec_compat_build(&m, msg, sizeof(msg), &mlen);
+    }
+    if (err == ESP_OK) {
+        err = set_tx(s, ESPNOW_SEC_R_HANDSHAKE, msg, mlen);
+    }
+    if (err != ESP_OK) {
+        session_end(node, s, ESPNOW_SEC_FAIL_CRYPTO);
+        return;
+    }
+    memcpy(s->cli_pub, m.pub, sizeof(m.pub));
+    s->restarts++;
+    s->state = ESPNOW_SEC_CS_WAIT_RESP0;
+    arm(s, now);
+    node->stats.tx_retransmits++;
+    espnow_sec_log(node, ESPNOW_SEC_LOG_DEBUG, "no SessionResp1 from " ESPNOW_SEC_MACSTR ": new SessionCmd0 (%u/%u)",
+                   ESPNOW_SEC_MAC2STR(peer_mac(node, s)), (unsigned)s->restarts, (unsigned)ESPNOW_SEC_INI_RESTARTS);
+    send_unicast(node, s);
+}
+
+/* An answer that failed its check: counted, kept for the final reason; the session waits on. */
+static esp_err_t bad_answer(espnow_sec_node_t *node, espnow_sec_csession_t *s, espnow_sec_fail_reason_t why)
+{
+    node->stats.hs_auth_fail++;
+    s->bad = (uint8_t)why;
+    espnow_sec_log(node, ESPNOW_SEC_LOG_DEBUG, "answer from " ESPNOW_SEC_MACSTR " failed its check (%s): ignored",
+                   ESPNOW_SEC_MAC2STR(peer_mac(node, s)), espnow_sec_fail_reason_str(why));
     return ESP_OK;
 }
 
@@ -314,7 +406,10 @@ static esp_err_t on_resp0(espnow_sec_node_t *node, espnow_sec_csession_t *s, con
     esp_err_t err = espnow_sec_compat_derive(s->cli_priv, m->pub, node->has_pop ? node->pop_hash : NULL, sym);
     if (err != ESP_OK) {
         espnow_sec_memzero(sym, sizeof(sym));
-        session_end(node, s, err == ESP_ERR_INVALID_ARG ? ESPNOW_SEC_FAIL_BAD_KEY : ESPNOW_SEC_FAIL_CRYPTO);
+        if (err == ESP_ERR_INVALID_ARG) {
+            return bad_answer(node, s, ESPNOW_SEC_FAIL_BAD_KEY); /* maybe forged: wait for another */
+        }
+        session_end(node, s, ESPNOW_SEC_FAIL_CRYPTO);
         return ESP_OK;
     }
     espnow_sec_log_secret(node, "sym_key", sym, sizeof(sym));
@@ -346,9 +441,11 @@ static esp_err_t on_resp1(espnow_sec_node_t *node, espnow_sec_csession_t *s, con
     /* Resp1 proves the responder derived the same key, i.e. knows the PoP (§4.1 step 5). */
     esp_err_t err = espnow_sec_compat_check_verify(&s->ctr, ESPNOW_SEC_COMPAT_OFF_RESP1, m->verify,
                                                    s->cli_pub);
+    if (err == ESP_ERR_ESPNOW_SEC_AUTH) {
+        return bad_answer(node, s, ESPNOW_SEC_FAIL_POP_MISMATCH);
+    }
     if (err != ESP_OK) {
-        session_end(node, s, err == ESP_ERR_ESPNOW_SEC_AUTH ? ESPNOW_SEC_FAIL_POP_MISMATCH
-                                                           : ESPNOW_SEC_FAIL_CRYPTO);
+        session_end(node, s, ESPNOW_SEC_FAIL_CRYPTO);
         return ESP_OK;
     }
     uint8_t rec[ESPNOW_SEC_COMPAT_KEY_RECORD_LEN];
@@ -372,11 +469,10 @@ static esp_err_t on_key_resp(espnow_sec_node_t *node, espnow_sec_csession_t *s, 
 {
     /* Upstream counted any type-4 frame as success (§2.5); we check the echo. */
     esp_err_t err = espnow_sec_compat_check_key_resp(&s->ctr, r->data, node->app_key);
-    if (err == ESP_OK) {
-        session_end(node, s, ESPNOW_SEC_FAIL_NONE);
-    } else {
-        session_end(node, s, err == ESP_ERR_ESPNOW_SEC_AUTH ? ESPNOW_SEC_FAIL_KEY_ECHO : ESPNOW_SEC_FAIL_CRYPTO);
+    if (err == ESP_ERR_ESPNOW_SEC_AUTH) {
+        return bad_answer(node, s, ESPNOW_SEC_FAIL_KEY_ECHO);
     }
+    session_end(node, s, err == ESP_OK ? ESPNOW_SEC_FAIL_NONE : ESPNOW_SEC_FAIL_CRYPTO);
     return ESP_OK;
 }
 
@@ -475,10 +571,17 @@ uint32_t espnow_sec_ini_tick(espnow_sec_node_t *node, uint32_t now)
         if (s->state == ESPNOW_SEC_CS_FREE || !espnow_sec_time_reached(now, s->deadline)) {
             continue;
         }
+        if (s->state == ESPNOW_SEC_CS_WAIT_RESP1 && s->tries >= ESPNOW_SEC_INI_CMD1_TRIES &&
+            s->restarts < ESPNOW_SEC_INI_RESTARTS) {
+            restart(node, s, now);
+            continue;
+        }
         if (s->tries >= ESPNOW_SEC_RETRY_MAX) {
-            /* A security1 device that rejects our verifier stays silent (protocomm §4.4). */
-            session_end(node, s, s->state == ESPNOW_SEC_CS_WAIT_RESP1 ? ESPNOW_SEC_FAIL_NO_RESP1
-                                                                      : ESPNOW_SEC_FAIL_TIMEOUT);
+            /* A security1 device that rejects our verifier stays silent (protocomm §4.4). An
+             * answer that failed its check in this state names the reason instead. */
+            espnow_sec_fail_reason_t why = s->state == ESPNOW_SEC_CS_WAIT_RESP1 ? ESPNOW_SEC_FAIL_NO_RESP1
+                                                                                : ESPNOW_SEC_FAIL_TIMEOUT;
+            session_end(node, s, s->bad != ESPNOW_SEC_FAIL_NONE ? (espnow_sec_fail_reason_t)s->bad : why);
             continue;
         }
         /* Retries go unicast, also for a Cmd0 first sent to the group (§2.4 decision). */

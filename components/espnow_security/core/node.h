@@ -90,6 +90,9 @@ typedef struct {
     uint32_t rx_unexpected;     /**< well-formed but not expected in this role/state (late duplicate, REST, ...) */
     uint32_t scan_overflow;     /**< scan answers ignored because the responder table was full */
     uint32_t tx_failed;         /**< send-status callbacks reporting "not delivered" */
+    /* Handshake robustness (compat): */
+    uint32_t hs_auth_fail;      /**< Cmd1 / Resp1 / KEY_RESP / Resp0 that failed its check; the session goes on */
+    uint32_t hs_evicted;        /**< responder: half-open handshakes dropped to make room for a new one */
 } espnow_sec_stats_t;
 
 void espnow_sec_node_get_stats(const espnow_sec_node_t *node, espnow_sec_stats_t *out);

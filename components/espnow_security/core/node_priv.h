@@ -64,6 +64,9 @@ typedef struct {
     uint8_t tx_len;
     uint32_t deadline;
     uint32_t timeout;
+    uint8_t restarts; /**< fresh Cmd0s sent after an unanswered Cmd1 (ESPNOW_SEC_INI_RESTARTS) */
+    uint8_t bad;      /**< espnow_sec_fail_reason_t of the last answer that failed its check, kept
+                           for the final reason: a failed check never ends the session itself */
     uint8_t cli_priv[ESPNOW_SEC_X25519_LEN];   /**< wiped once Resp0 is processed */
     uint8_t cli_pub[ESPNOW_SEC_X25519_LEN];
     espnow_sec_compat_ctr_t ctr;
@@ -84,7 +87,19 @@ typedef struct {
     uint32_t failed;
     espnow_sec_peer_t peers[ESPNOW_SEC_MAX_RESPONDERS];
     espnow_sec_csession_t sess[ESPNOW_SEC_MAX_HANDSHAKES];
+    /* Kept across runs (a new run wipes everything above): the app key was generated at this
+     * boot, so a responder whose INFO names us as provisioner holds a key we no longer have,
+     * unless it is listed in rekeyed[] (provisioned by us since). */
+    bool key_generated;
+    uint32_t n_rekeyed;
+    uint8_t rekeyed[ESPNOW_SEC_MAX_RESPONDERS][ESPNOW_SEC_ADDR_LEN];
 } espnow_sec_initiator_t;
+
+/** Initiator: Cmd1 retransmissions without a SessionResp1 before the responder gets a fresh
+ *  Cmd0 (its session may have been replaced, or a forged Resp0/Resp1 misled us). */
+#define ESPNOW_SEC_INI_CMD1_TRIES 2
+/** Initiator: fresh Cmd0s per responder and run; the last attempt retries Cmd1 RETRY_MAX times. */
+#define ESPNOW_SEC_INI_RESTARTS 2
 
 /* ---- responder ---- */
 
@@ -112,10 +127,27 @@ typedef struct {
     uint8_t key_resp[ESPNOW_SEC_COMPAT_KEY_RECORD_LEN];
 } espnow_sec_rsession_t;
 
+/** Responder: half-open handshakes (Resp0 sent, no valid Cmd1 yet), see responder.c. */
+#ifndef ESPNOW_SEC_RESPONDER_PENDING
+#define ESPNOW_SEC_RESPONDER_PENDING (8 * ESPNOW_SEC_RESPONDER_SESSIONS)
+#endif
+
+/** Responder side of a half-open handshake: small, Resp0 is rebuilt from dev_pub + ctr.iv. */
+typedef struct {
+    bool used;
+    bool pop_failed;  /**< a Cmd1 failed its check (reported once per entry) */
+    uint8_t peer[ESPNOW_SEC_ADDR_LEN];
+    uint32_t born;
+    uint8_t cli_pub[ESPNOW_SEC_X25519_LEN];
+    uint8_t dev_pub[ESPNOW_SEC_X25519_LEN];
+    espnow_sec_compat_ctr_t ctr;
+} espnow_sec_rpending_t;
+
 typedef struct {
     bool in_sec_group;
     uint32_t seq;
-    espnow_sec_rsession_t sess[ESPNOW_SEC_RESPONDER_SESSIONS];
+    espnow_sec_rsession_t sess[ESPNOW_SEC_RESPONDER_SESSIONS];  /**< past Cmd1: WAIT_KEY / DONE */
+    espnow_sec_rpending_t pend[ESPNOW_SEC_RESPONDER_PENDING];
 } espnow_sec_responder_t;
 
 /* ---- the node ---- */

@@ -41,6 +41,8 @@ extern "C" {
 
 #define ESPNOW_SEC_ADDR_LEN 6
 #define ESPNOW_SEC_APP_KEY_LEN 32
+/** Longest PoP espnow_sec_start() accepts, in bytes (docs/PROTOCOL.md: 0..64). */
+#define ESPNOW_SEC_POP_MAX_LEN 64
 /** Largest ESP-NOW v1 frame body (ESP_NOW_MAX_DATA_LEN). */
 #define ESPNOW_SEC_FRAME_MAX 250
 /** Largest app payload of an encrypted compat data frame: 250 - 20 (header) - 12 (tag+nonce). */
@@ -122,7 +124,8 @@ typedef void (*espnow_sec_event_cb_t)(const espnow_sec_event_t *event, void *use
 
 typedef struct {
     espnow_sec_role_t role;
-    const char *pop;         /**< Proof of Possession; copied. "" disables PoP (not recommended) */
+    const char *pop;         /**< Proof of Possession; copied; at most ESPNOW_SEC_POP_MAX_LEN bytes.
+                                  "" disables PoP: the handshake is then unauthenticated (a WARN) */
     uint8_t channel;         /**< Wi-Fi channel both sides use (1..14) */
     espnow_sec_recv_cb_t on_recv;
     espnow_sec_event_cb_t on_event;
@@ -135,7 +138,8 @@ typedef struct {
  * A node that finds an app key in its store is secured at once (responder: the key and
  * the initiator that delivered it; initiator: the group key it provisions).
  *
- * @return ESP_OK; ESP_ERR_INVALID_ARG (NULL cfg, bad channel, NULL pop);
+ * @return ESP_OK; ESP_ERR_INVALID_ARG (NULL cfg, bad channel, NULL pop, pop longer than
+ *         ESPNOW_SEC_POP_MAX_LEN);
  *         ESP_ERR_INVALID_STATE (already started); ESP_ERR_NO_MEM;
  *         ESP_ERR_ESPNOW_SEC_STORE_CORRUPT (the stored key record is damaged: it is left in
  *         place, erase it with espnow_sec_erase_key() to re-provision);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto.h" /* espnow_sec_memzero */
 #include "esp_log.h"
 #include "espnow_sec.h"
 #include "espnow_sec_limits.h"
@@ -46,6 +47,11 @@ static const char *TAG = "espnow_sec";
 #define EVENT_RING (CONFIG_ESPNOW_SEC_MAX_RESPONDERS + 8)
 /** One received frame yields at most one delivery, handed out before the next is processed. */
 #define DELIVERY_RING 4
+/** espnow_sec_provision(scan_ms): the Kconfig range of CONFIG_ESPNOW_SEC_SCAN_DURATION_MS. */
+#define SCAN_MS_MIN 100
+#define SCAN_MS_MAX 60000
+
+_Static_assert(ESPNOW_SEC_POP_MAX_LEN == ESPNOW_SEC_POP_MAX, "one PoP limit (espnow_sec_limits.h)");
 
 typedef enum {
     ITEM_RX = 1,
@@ -295,6 +301,7 @@ static void dispatch_pending(void)
             if (cfg.on_recv) {
                 cfg.on_recv(&rx.info, rx.data, rx.len, cfg.user_ctx);
             }
+            espnow_sec_memzero(&rx, sizeof(rx)); /* decrypted data: not left lying around */
         } else {
             return;
         }
@@ -358,6 +365,15 @@ esp_err_t espnow_sec_start(const espnow_sec_config_t *cfg)
     if (!cfg || !cfg->pop || cfg->channel < 1 || cfg->channel > 14 ||
         (cfg->role != ESPNOW_SEC_ROLE_INITIATOR && cfg->role != ESPNOW_SEC_ROLE_RESPONDER)) {
         return ESP_ERR_INVALID_ARG;
+    }
+    size_t pop_len = strlen(cfg->pop);
+    if (pop_len > ESPNOW_SEC_POP_MAX_LEN) {
+        ESP_LOGE(TAG, "the PoP is %zu bytes, at most %d are accepted (ESPNOW_SEC_POP_MAX_LEN)", pop_len,
+                 ESPNOW_SEC_POP_MAX_LEN);
+        return ESP_ERR_INVALID_ARG;
+    }
+    if (pop_len == 0) {
+        ESP_LOGW(TAG, "PoP is empty: the handshake is unauthenticated and open to man-in-the-middle");
     }
     int expected = STOPPED;
     if (!atomic_compare_exchange_strong(&s.state, &expected, STARTING)) {
@@ -492,8 +508,7 @@ esp_err_t espnow_sec_stop(void)
     espnow_sec_port_task_join(s.task);
     s.task = NULL;
 
-    espnow_sec_port_radio_close(); /* no callback runs after this */
-
+    /* The node goes first, under the lock: nothing can use it while the radio closes. */
     espnow_sec_port_mutex_lock(s.lock);
     espnow_sec_node_t *node = s.node;
     s.node = NULL;
@@ -501,9 +516,11 @@ esp_err_t espnow_sec_stop(void)
         espnow_sec_node_deinit(node); /* wipes keys in RAM */
     }
     s.ev_count = s.rx_count = 0;
-    memset(s.rx, 0, sizeof(s.rx));
+    espnow_sec_memzero(s.rx, sizeof(s.rx));
     espnow_sec_port_mutex_unlock(s.lock);
     free(node);
+
+    espnow_sec_port_radio_close(); /* no callback runs after this */
 
     espnow_sec_port_store_close();
     atomic_store(&s.state, STOPPED);
@@ -514,6 +531,9 @@ esp_err_t espnow_sec_provision(uint32_t scan_ms)
 {
     if (atomic_load(&s.state) != RUNNING) {
         return ESP_ERR_INVALID_STATE;
+    }
+    if (scan_ms != 0) { /* 0 = the Kconfig default */
+        scan_ms = scan_ms < SCAN_MS_MIN ? SCAN_MS_MIN : scan_ms > SCAN_MS_MAX ? SCAN_MS_MAX : scan_ms;
     }
     esp_err_t err = ESP_ERR_INVALID_STATE;
     espnow_sec_port_mutex_lock(s.lock);

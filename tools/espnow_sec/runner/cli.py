@@ -19,6 +19,7 @@ from espnow_sec.runner.demo import Demo, Finish, Note, SendLine, describe_exit
 from espnow_sec.runner.plan import (
     DEFAULT_CHANNEL,
     DEFAULT_POP,
+    MAX_RESPONDERS,
     NodeSpec,
     node_env,
     plan_nodes,
@@ -36,6 +37,10 @@ RESEND_AFTER_S = 2.0
 
 class NetError(Exception):
     """The network could not be set up; the message says what to do."""
+
+
+class UsageError(NetError):
+    """A command-line value that cannot work (exit 2, nothing started)."""
 
 
 def repo_root() -> Path:
@@ -95,7 +100,12 @@ class Net:
     def start_node(self, spec: NodeSpec) -> None:
         env = dict(os.environ)
         env.update(node_env(spec, self.socket, self.store_root))
-        (self.store_root / spec.name).mkdir(parents=True, exist_ok=True)
+        try:
+            (self.store_root / spec.name).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"--store-dir: cannot create {self.store_root / spec.name}: {exc.strerror or exc}"
+            ) from None
         self.children[spec.name] = Child(
             spec.name, [str(self.node_bin)], self.events, env=env, cwd=self.workdir
         )
@@ -192,10 +202,20 @@ def _node_bin(args: argparse.Namespace) -> Path:
     path = Path(args.node_bin) if args.node_bin else root / DEFAULT_NODE_BIN
     if not is_executable(path):
         what = "is not executable" if path.exists() else "not found"
-        raise NetError(
+        raise UsageError(
             f"node binary {what}: {path}\n"
             f"  build the host node first: run `make build` in {root}"
             " (or pass --node-bin PATH)"
+        )
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise UsageError(f"node binary cannot be read: {path}: {exc.strerror or exc}") from None
+    if magic != b"\x7fELF" and not magic.startswith(b"#!"):
+        raise UsageError(
+            f"node binary is not a program (neither ELF nor a #! script): {path}; "
+            "pass the host node, e.g. build/host/default/espnow_node.elf"
         )
     return path
 
@@ -211,7 +231,19 @@ def _plan(args: argparse.Namespace) -> tuple[NodeSpec, list[NodeSpec]]:
 
 
 def _store_root(args: argparse.Namespace) -> Path | None:
-    return Path(args.store_dir).resolve() if args.store_dir else None
+    if not args.store_dir:
+        return None
+    root = Path(args.store_dir).resolve()
+    if root.exists() and not root.is_dir():
+        raise UsageError(
+            f"--store-dir {args.store_dir} is not a folder: give a folder for the key stores"
+        )
+    existing = next(p for p in (root, *root.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"--store-dir {args.store_dir}: cannot create or write it (check {existing})"
+        )
+    return root
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -299,6 +331,16 @@ def _probability(text: str) -> float:
     return value
 
 
+def _responder_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 1 <= value <= MAX_RESPONDERS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_RESPONDERS}, got {value}")
+    return value
+
+
 def _positive(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -336,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Type `<node>: text` (or `text` for the initiator) to send it from that node's "
         "UART; Ctrl-D or Ctrl-C stops everything.",
     )
-    run.add_argument("--responders", type=int, default=3, help="number of responders")
+    run.add_argument("--responders", type=_responder_count, default=3, help="number of responders")
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser(
@@ -344,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="scripted: secure everyone, exchange two messages, exit 0 on success",
     )
-    demo.add_argument("--responders", type=int, default=3, help="number of responders")
+    demo.add_argument("--responders", type=_responder_count, default=3, help="number of responders")
     demo.add_argument(
         "--bad-pop-responder",
         type=int,
@@ -371,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     except NetError as exc:
         prefix = "demo: FAILED: " if args.mode == "demo" else f"{PROG}: "
         print(f"{prefix}{exc}", file=sys.stderr if args.mode != "demo" else sys.stdout, flush=True)
-        return 2 if str(exc).startswith("node binary") else 1
+        return 2 if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:
         with contextlib.suppress(Exception):
             if args.mode == "demo":

@@ -4,6 +4,10 @@
  * One SOCK_SEQPACKET connection to the air: HELLO/WELCOME at open, then TX out and
  * RX / TX_STATUS in, read by one reader thread that calls the port callbacks (the
  * counterpart of the ESP32 Wi-Fi task calling the esp_now callbacks).
+ *
+ * Losing the air while open (the air stopped, or the connection broke) cannot be repaired:
+ * the reader logs it, keeps the reason and signals espnow_sec_port_linux_radio_lost_fd(),
+ * so the host program can stop with a clear message instead of running on without a radio.
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 
@@ -13,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -46,7 +51,35 @@ static struct {
     pthread_t reader;
     espnow_sec_port_radio_config_t cfg;
     atomic_uint seq;
-} s = {.fd = -1};
+    int lost_fd;       /* eventfd: readable once the air is lost */
+    char lost_why[256];
+} s = {.fd = -1, .lost_fd = -1};
+
+int espnow_sec_port_linux_radio_lost_fd(void)
+{
+    if (s.lost_fd < 0) {
+        s.lost_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    }
+    return s.lost_fd;
+}
+
+const char *espnow_sec_port_linux_radio_lost_reason(void)
+{
+    return s.lost_why[0] ? s.lost_why : NULL;
+}
+
+/* Reader thread: the air is gone while the radio is open. */
+static void radio_lost(const char *fmt, const char *detail)
+{
+    const char *path = espnow_sec_port_linux_air_path();
+    snprintf(s.lost_why, sizeof(s.lost_why), fmt, path ? path : "?", detail);
+    ESP_LOGE(TAG, "%s; the radio is down", s.lost_why);
+    if (s.lost_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t n = write(s.lost_fd, &one, sizeof(one));
+        (void)n; /* an eventfd write of 1 cannot fail short of overflow */
+    }
+}
 
 bool espnow_sec_port_linux_radio_is_open(void)
 {
@@ -77,12 +110,14 @@ static void *reader_main(void *arg)
             if (errno == EINTR) {
                 continue;
             }
-            ESP_LOGE(TAG, "air connection failed: %s; the radio is down", strerror(errno));
+            if (s.open) {
+                radio_lost("the connection to the air at %s failed: %s", strerror(errno));
+            }
             return NULL;
         }
         if (n == 0) {
             if (s.open) {
-                ESP_LOGE(TAG, "the air closed the connection; the radio is down");
+                radio_lost("the air at %s closed the connection%s", "");
             }
             return NULL;
         }
@@ -199,6 +234,8 @@ esp_err_t espnow_sec_port_radio_open(const espnow_sec_port_radio_config_t *cfg)
     }
     s.fd = fd;
     s.cfg = *cfg;
+    s.lost_why[0] = '\0';
+    (void)espnow_sec_port_linux_radio_lost_fd(); /* exists before the reader can need it */
     atomic_store(&s.seq, 0);
     s.open = true;
     int rc = pthread_create(&s.reader, NULL, reader_main, NULL);

@@ -29,6 +29,16 @@ typedef struct {
  */
 esp_err_t espnow_sec_port_linux_configure(const espnow_sec_port_linux_config_t *cfg);
 
+/**
+ * A descriptor that becomes readable (poll POLLIN) when the radio loses the air while open:
+ * the air stopped or the connection broke. The node cannot send or receive any more; the
+ * host program should stop. -1 if it cannot be created. Never closed.
+ */
+int espnow_sec_port_linux_radio_lost_fd(void);
+
+/** Why the air was lost, one line ("the air at <path> closed the connection"); NULL if not. */
+const char *espnow_sec_port_linux_radio_lost_reason(void);
+
 #ifdef __cplusplus
 }
 #endif
