@@ -549,15 +549,7 @@ KINDS = [
     "Handshake-Resp1",
     "Key",
     "KeyResp",
-    pytest.param(
-        "Data",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="C sends DATA with retransmit_count 1 (header byte 6 = 00), the reference and "
-            "vectors/compat.json 5 (byte 6 = 01), as upstream's example app "
-            "(upstream-espnow-security.md §3.4, CONFIG_APP_ESPNOW_RETRY_NUM)",
-        ),
-    ),
+    "Data",
 ]
 
 

@@ -184,8 +184,10 @@ class Node:
         self, payload: bytes, dst: bytes = BROADCAST_MAC, encrypt: bool = True
     ) -> list[Outgoing]:
         """Build a DATA frame (AES-CCM under the app key unless ``encrypt`` is False)."""
+        # retransmit_count says how often the sender transmits the frame (§2.1). Upstream's
+        # example app repeats data 5 times; this node, like the C node, sends it once.
         header = self._header(
-            DataType.DATA, dst, broadcast=dst == BROADCAST_MAC, retransmit_count=5
+            DataType.DATA, dst, broadcast=dst == BROADCAST_MAC, retransmit_count=1
         )
         if encrypt:
             if self.app_key is None:
