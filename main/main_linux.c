@@ -2,8 +2,8 @@
  * main_linux.c - the host node: one process per ESP-NOW station on the simulated air.
  *
  * Environment (docs/air.md, "Starting a node"): ESPNOW_AIR (required), ESPNOW_MAC,
- * ESPNOW_ROLE, ESPNOW_POP, ESPNOW_CHANNEL, ESPNOW_STORE_DIR override the compiled-in
- * Kconfig values; ESPNOW_LOG_LEVEL (none|error|warn|info|debug|verbose) sets the log
+ * ESPNOW_ROLE, ESPNOW_POP, ESPNOW_CHANNEL, ESPNOW_STORE_DIR, ESPNOW_PROTOCOL (compat|v2)
+ * override the compiled-in Kconfig values; ESPNOW_LOG_LEVEL (none|error|warn|info|debug|verbose) sets the log
  * level. A bad value prints one line on stderr and exits 2.
  *
  * stdin is the UART: every line read is sent. EOF on stdin does not stop the node;
@@ -127,6 +127,17 @@ static void configure_from_env(app_config_t *cfg, espnow_sec_port_linux_config_t
     if (cfg->pop && strlen(cfg->pop) > ESPNOW_SEC_POP_MAX_LEN) {
         die_usage("the PoP (ESPNOW_POP) is %zu bytes: at most %d are allowed", strlen(cfg->pop),
                   ESPNOW_SEC_POP_MAX_LEN);
+    }
+
+    v = getenv("ESPNOW_PROTOCOL");
+    if (v) {
+        if (strcmp(v, "compat") == 0) {
+            cfg->protocol = ESPNOW_SEC_PROTOCOL_COMPAT;
+        } else if (strcmp(v, "v2") == 0) {
+            cfg->protocol = ESPNOW_SEC_PROTOCOL_V2;
+        } else {
+            die_usage("ESPNOW_PROTOCOL=\"%s\" is not valid: expected compat or v2", v);
+        }
     }
 
     v = getenv("ESPNOW_CHANNEL");

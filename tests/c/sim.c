@@ -66,10 +66,42 @@ static esp_err_t env_send(void *ctx, const uint8_t dst[ESPNOW_SEC_ADDR_LEN], con
     return ESP_OK;
 }
 
+static int rec_find(const sim_node_t *n, const char *name)
+{
+    for (int i = 0; i < n->n_recs; i++) {
+        if (strcmp(n->recs[i].name, name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+const uint8_t *sim_record(const sim_node_t *n, const char *name, size_t *len)
+{
+    int i = rec_find(n, name);
+    if (i < 0) {
+        return NULL;
+    }
+    *len = n->recs[i].len;
+    return n->recs[i].data;
+}
+
 static esp_err_t env_load(void *ctx, const char *name, uint8_t *buf, size_t cap, size_t *out_len)
 {
     sim_node_t *n = ctx;
-    if (strcmp(name, "app_key") != 0 || !n->has_rec) {
+    if (strcmp(name, "app_key") != 0) {
+        int i = rec_find(n, name);
+        if (i < 0) {
+            return ESP_ERR_NOT_FOUND;
+        }
+        if (n->recs[i].len > cap) {
+            return ESP_ERR_INVALID_SIZE;
+        }
+        memcpy(buf, n->recs[i].data, n->recs[i].len);
+        *out_len = n->recs[i].len;
+        return ESP_OK;
+    }
+    if (!n->has_rec) {
         return ESP_ERR_NOT_FOUND;
     }
     if (n->rec_len > cap) {
@@ -83,7 +115,25 @@ static esp_err_t env_load(void *ctx, const char *name, uint8_t *buf, size_t cap,
 static esp_err_t env_save(void *ctx, const char *name, const uint8_t *buf, size_t len)
 {
     sim_node_t *n = ctx;
-    if (n->fail_save || strcmp(name, "app_key") != 0 || len > sizeof(n->rec)) {
+    if (strcmp(name, "app_key") != 0) {
+        if (n->fail_save || len > sizeof(n->recs[0].data) || strlen(name) >= sizeof(n->recs[0].name) ||
+            (n->fail_save_prefix != NULL && strncmp(name, n->fail_save_prefix, strlen(n->fail_save_prefix)) == 0)) {
+            return ESP_FAIL;
+        }
+        int i = rec_find(n, name);
+        if (i < 0) {
+            if (n->n_recs == SIM_MAX_RECS) {
+                return ESP_ERR_NO_MEM;
+            }
+            i = n->n_recs++;
+            snprintf(n->recs[i].name, sizeof(n->recs[i].name), "%s", name);
+        }
+        memcpy(n->recs[i].data, buf, len);
+        n->recs[i].len = len;
+        n->saves++;
+        return ESP_OK;
+    }
+    if (n->fail_save || len > sizeof(n->rec)) {
         return ESP_FAIL;
     }
     memcpy(n->rec, buf, len);
@@ -96,7 +146,13 @@ static esp_err_t env_save(void *ctx, const char *name, const uint8_t *buf, size_
 static esp_err_t env_erase(void *ctx, const char *name)
 {
     sim_node_t *n = ctx;
-    (void)name;
+    if (strcmp(name, "app_key") != 0) {
+        int i = rec_find(n, name);
+        if (i >= 0) {
+            n->recs[i] = n->recs[--n->n_recs];
+        }
+        return ESP_OK;
+    }
     n->has_rec = false;
     n->rec_len = 0;
     return ESP_OK;
@@ -138,6 +194,7 @@ sim_t *sim_new(uint32_t start_ms)
     sim_t *sim = calloc(1, sizeof(*sim));
     sim->now = start_ms;
     sim->verbose = getenv("SIM_VERBOSE") != NULL;
+    sim->protocol = ESPNOW_SEC_PROTOCOL_COMPAT;
     return sim;
 }
 
@@ -183,11 +240,21 @@ int sim_add(sim_t *sim, uint64_t seed)
 esp_err_t sim_start(sim_t *sim, int i, espnow_sec_role_t role, const char *pop)
 {
     sim_node_t *n = &sim->nodes[i];
-    espnow_sec_node_config_t cfg = {.role = role, .channel = n->channel, .pop = pop};
+    espnow_sec_node_config_t cfg = {.role = role, .channel = n->channel, .pop = pop, .protocol = sim->protocol};
     memcpy(cfg.self_mac, n->mac, ESPNOW_SEC_ADDR_LEN);
     esp_err_t err = espnow_sec_node_init(n->node, &n->env, &cfg);
     n->started = err == ESP_OK;
     return err;
+}
+
+esp_err_t sim_reboot(sim_t *sim, int i, espnow_sec_role_t role, const char *pop)
+{
+    sim_node_t *n = &sim->nodes[i];
+    if (n->started) {
+        espnow_sec_node_deinit(n->node);
+        n->started = false;
+    }
+    return sim_start(sim, i, role, pop);
 }
 
 void sim_inject(sim_t *sim, int to, const uint8_t src[ESPNOW_SEC_ADDR_LEN], const uint8_t *data, size_t len)
@@ -266,8 +333,35 @@ void sim_run(sim_t *sim, uint32_t ms, bool (*done)(sim_t *sim))
     }
 }
 
+static sim_kind_t classify_v2(const uint8_t *data, size_t len)
+{
+    static const struct {
+        uint8_t type;
+        sim_kind_t kind;
+    } map[] = {
+        {ESPNOW_SEC_V2_T_SCAN_REQ, SIM_K_V2_SCAN_REQ}, {ESPNOW_SEC_V2_T_SCAN_RESP, SIM_K_V2_SCAN_RESP},
+        {ESPNOW_SEC_V2_T_HS1, SIM_K_V2_HS1},           {ESPNOW_SEC_V2_T_HS2, SIM_K_V2_HS2},
+        {ESPNOW_SEC_V2_T_HS3, SIM_K_V2_HS3},           {ESPNOW_SEC_V2_T_HS4, SIM_K_V2_HS4},
+        {ESPNOW_SEC_V2_T_HS_ERR, SIM_K_V2_HS_ERR},     {ESPNOW_SEC_V2_T_CTRL, SIM_K_V2_CTRL},
+        {ESPNOW_SEC_V2_T_CTRL_ACK, SIM_K_V2_CTRL_ACK}, {ESPNOW_SEC_V2_T_DATA, SIM_K_V2_DATA},
+        {ESPNOW_SEC_V2_T_DATA_PLAIN, SIM_K_V2_PLAIN},  {ESPNOW_SEC_V2_T_SYNC, SIM_K_V2_SYNC},
+    };
+    if (len < 3) {
+        return SIM_K_OTHER;
+    }
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        if (map[i].type == data[2]) {
+            return map[i].kind;
+        }
+    }
+    return SIM_K_OTHER;
+}
+
 sim_kind_t sim_classify(const uint8_t *data, size_t len)
 {
+    if (espnow_sec_classify(data, len) == ESPNOW_SEC_CLASS_V2) {
+        return classify_v2(data, len);
+    }
     espnow_sec_hdr_t h;
     if (espnow_sec_hdr_decode(data, len, &h) != ESP_OK) {
         return SIM_K_OTHER;
@@ -310,7 +404,9 @@ sim_kind_t sim_classify(const uint8_t *data, size_t len)
 const char *sim_kind_name(sim_kind_t k)
 {
     static const char *names[] = {"other", "scan_req", "info", "group", "cmd0", "resp0",
-                                  "cmd1", "resp1", "key", "key_resp", "data"};
+                                  "cmd1", "resp1", "key", "key_resp", "data",
+                                  "v2_scan_req", "v2_scan_resp", "v2_hs1", "v2_hs2", "v2_hs3", "v2_hs4",
+                                  "v2_hs_err", "v2_ctrl", "v2_ctrl_ack", "v2_data", "v2_plain", "v2_sync"};
     return k < SIM_K_COUNT ? names[k] : "?";
 }
 

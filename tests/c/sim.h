@@ -24,6 +24,7 @@
 #define SIM_MAX_KEYED_NODES 24
 #define SIM_MAX_EVENTS 128
 #define SIM_MAX_RX 64
+#define SIM_MAX_RECS 40
 
 typedef enum {
     SIM_K_OTHER = 0,
@@ -37,6 +38,19 @@ typedef enum {
     SIM_K_KEY,
     SIM_K_KEY_RESP,
     SIM_K_DATA,
+    /* protocol v2 (docs/PROTOCOL.md §2.3) */
+    SIM_K_V2_SCAN_REQ,
+    SIM_K_V2_SCAN_RESP,
+    SIM_K_V2_HS1,
+    SIM_K_V2_HS2,
+    SIM_K_V2_HS3,
+    SIM_K_V2_HS4,
+    SIM_K_V2_HS_ERR,
+    SIM_K_V2_CTRL,
+    SIM_K_V2_CTRL_ACK,
+    SIM_K_V2_DATA,
+    SIM_K_V2_PLAIN,
+    SIM_K_V2_SYNC,
     SIM_K_COUNT,
 } sim_kind_t;
 
@@ -51,12 +65,20 @@ typedef struct {
     espnow_sec_env_t env;
     espnow_sec_node_t *node;
     bool started;
-    /* key store: one record is all the core uses */
+    /* key store: "app_key" (compat) here, every other record (v2) in recs[] */
     bool has_rec;
     uint8_t rec[128];
     size_t rec_len;
     bool fail_save;
     int saves;
+    struct {
+        char name[16];
+        uint8_t data[128];
+        size_t len;
+    } recs[SIM_MAX_RECS];
+    int n_recs;
+    /** v2: fail saves of records whose name starts with this (NULL: none) */
+    const char *fail_save_prefix;
     /* recorded output */
     espnow_sec_event_t events[SIM_MAX_EVENTS];
     int n_events;
@@ -93,6 +115,8 @@ struct sim {
     /* optional tap: every frame put on air (before the filter) */
     void (*tap)(sim_t *sim, int from, const uint8_t *data, size_t len, void *ctx);
     void *tap_ctx;
+    /** protocol sim_start() gives new nodes (sim_new: COMPAT, what the older tests expect) */
+    espnow_sec_protocol_t protocol;
 };
 
 sim_t *sim_new(uint32_t start_ms);
@@ -101,6 +125,10 @@ void sim_free(sim_t *sim);
 int sim_add(sim_t *sim, uint64_t seed);
 /** espnow_sec_node_init for node i. */
 esp_err_t sim_start(sim_t *sim, int i, espnow_sec_role_t role, const char *pop);
+/** deinit + init with the same store: a reboot (RAM state lost). */
+esp_err_t sim_reboot(sim_t *sim, int i, espnow_sec_role_t role, const char *pop);
+/** A stored v2 record of node i (NULL if none). */
+const uint8_t *sim_record(const sim_node_t *n, const char *name, size_t *len);
 /** Deliver queued frames and tick nodes until `ms` have passed or done(sim) is true. */
 void sim_run(sim_t *sim, uint32_t ms, bool (*done)(sim_t *sim));
 /** Deliver queued frames only. */

@@ -554,7 +554,8 @@ static void rig_store_key(rig_t *r, const uint8_t key[32], const uint8_t provisi
 
 static esp_err_t rig_start(rig_t *r, espnow_sec_role_t role, const char *pop)
 {
-    espnow_sec_node_config_t cfg = {.role = role, .channel = r->channel, .pop = pop};
+    espnow_sec_node_config_t cfg = {.role = role, .channel = r->channel, .pop = pop,
+                                    .protocol = ESPNOW_SEC_PROTOCOL_COMPAT};
     memcpy(cfg.self_mac, r->mac, ESPNOW_SEC_ADDR_LEN);
     esp_err_t err = espnow_sec_node_init(r->node, &r->env, &cfg);
     r->started = err == ESP_OK;

@@ -29,6 +29,7 @@ const char *espnow_sec_err_to_name(esp_err_t err)
     case ESP_ERR_ESPNOW_SEC_STORE_CORRUPT: return "ESP_ERR_ESPNOW_SEC_STORE_CORRUPT";
     case ESP_ERR_ESPNOW_SEC_TABLE_FULL: return "ESP_ERR_ESPNOW_SEC_TABLE_FULL";
     case ESP_ERR_ESPNOW_SEC_RADIO: return "ESP_ERR_ESPNOW_SEC_RADIO";
+    case ESP_ERR_ESPNOW_SEC_COUNTER: return "ESP_ERR_ESPNOW_SEC_COUNTER";
     default:
         break;
     }
@@ -54,4 +55,32 @@ const char *espnow_sec_fail_reason_str(espnow_sec_fail_reason_t reason)
         return "no SessionResp1 after every retry: the peer rejected our verifier (different PoP?)";
     default: return "unknown reason";
     }
+}
+
+const char *espnow_sec_protocol_str(espnow_sec_protocol_t protocol)
+{
+    switch (protocol) {
+    case ESPNOW_SEC_PROTOCOL_COMPAT: return "compat";
+    case ESPNOW_SEC_PROTOCOL_V2: return "v2";
+    case ESPNOW_SEC_PROTOCOL_DEFAULT: return "default";
+    default: return "unknown";
+    }
+}
+
+const char *espnow_sec_drop_reason_str(espnow_sec_drop_reason_t reason)
+{
+    static const char *const names[ESPNOW_SEC_DROP_COUNT] = {
+        [ESPNOW_SEC_DROP_MALFORMED] = "malformed",
+        [ESPNOW_SEC_DROP_FOREIGN] = "foreign",
+        [ESPNOW_SEC_DROP_AUTH] = "auth",
+        [ESPNOW_SEC_DROP_REPLAY] = "replay",
+        [ESPNOW_SEC_DROP_DUPLICATE] = "duplicate",
+        [ESPNOW_SEC_DROP_UNSYNCED] = "unsynced",
+        [ESPNOW_SEC_DROP_EPOCH] = "epoch",
+        [ESPNOW_SEC_DROP_TABLE_FULL] = "table_full",
+        [ESPNOW_SEC_DROP_STATE] = "state",
+        [ESPNOW_SEC_DROP_RATE_LIMITED] = "rate_limited",
+        [ESPNOW_SEC_DROP_PLAINTEXT] = "plaintext",
+    };
+    return (unsigned)reason < ESPNOW_SEC_DROP_COUNT ? names[reason] : "unknown";
 }

@@ -175,3 +175,97 @@ bool espnow_sec_group_contains(const espnow_sec_group_t *g, const uint8_t mac[ES
     }
     return false;
 }
+
+/* ==== protocol v2 (docs/PROTOCOL.md §2) ==== */
+
+espnow_sec_frame_class_t espnow_sec_classify(const uint8_t *b, size_t len)
+{
+    if (b == NULL || len == 0) {
+        return ESPNOW_SEC_CLASS_EMPTY;
+    }
+    if (b[0] == ESPNOW_SEC_V2_MAGIC) {
+        return len >= 2 && b[1] == ESPNOW_SEC_V2_VERSION ? ESPNOW_SEC_CLASS_V2
+                                                         : ESPNOW_SEC_CLASS_V2_UNKNOWN;
+    }
+    if (((b[0] >> 4) & 3) == ESPNOW_SEC_WIRE_VERSION) {
+        return ESPNOW_SEC_CLASS_COMPAT;
+    }
+    return ESPNOW_SEC_CLASS_OTHER;
+}
+
+/* §2.3: exact length of each type; 0 = variable (checked by the caller's rule). */
+static bool v2_len_ok(uint8_t type, size_t len, size_t max_payload, bool *secured)
+{
+    *secured = false;
+    switch (type) {
+    case ESPNOW_SEC_V2_T_SCAN_REQ:
+        return len == ESPNOW_SEC_V2_SCAN_REQ_LEN;
+    case ESPNOW_SEC_V2_T_SCAN_RESP:
+        return len == ESPNOW_SEC_V2_SCAN_RESP_LEN;
+    case ESPNOW_SEC_V2_T_HS1:
+        return len == ESPNOW_SEC_V2_HS1_LEN;
+    case ESPNOW_SEC_V2_T_HS2:
+    case ESPNOW_SEC_V2_T_HS3:
+    case ESPNOW_SEC_V2_T_HS4:
+        return len == ESPNOW_SEC_V2_HS_LEN;
+    case ESPNOW_SEC_V2_T_HS_ERR:
+        return len == ESPNOW_SEC_V2_HS_ERR_LEN;
+    case ESPNOW_SEC_V2_T_CTRL:
+        *secured = true;
+        return len == ESPNOW_SEC_V2_SEC_HDR_LEN + ESPNOW_SEC_V2_TAG_CTL + ESPNOW_SEC_V2_CTRL_KEY_PT ||
+               len == ESPNOW_SEC_V2_SEC_HDR_LEN + ESPNOW_SEC_V2_TAG_CTL + ESPNOW_SEC_V2_CTRL_UNPROV_PT ||
+               len == ESPNOW_SEC_V2_SEC_HDR_LEN + ESPNOW_SEC_V2_TAG_CTL + ESPNOW_SEC_V2_CTRL_RESET_PT;
+    case ESPNOW_SEC_V2_T_CTRL_ACK:
+        *secured = true;
+        return len == ESPNOW_SEC_V2_CTRL_ACK_LEN;
+    case ESPNOW_SEC_V2_T_DATA:
+        *secured = true;
+        return len > ESPNOW_SEC_V2_DATA_OVERHEAD && len - ESPNOW_SEC_V2_DATA_OVERHEAD <= max_payload;
+    case ESPNOW_SEC_V2_T_DATA_PLAIN:
+        return len > ESPNOW_SEC_V2_CLEAR_HDR_LEN && len - ESPNOW_SEC_V2_CLEAR_HDR_LEN <= max_payload;
+    case ESPNOW_SEC_V2_T_SYNC:
+        *secured = true;
+        return len == ESPNOW_SEC_V2_SYNC_LEN;
+    default:
+        return false; /* unknown type: MALFORMED */
+    }
+}
+
+esp_err_t espnow_sec_v2_hdr_decode(const uint8_t *b, size_t len, size_t max_payload,
+                                   espnow_sec_v2_hdr_t *h)
+{
+    if (b == NULL || h == NULL || len < ESPNOW_SEC_V2_CLEAR_HDR_LEN || b[0] != ESPNOW_SEC_V2_MAGIC ||
+        b[1] != ESPNOW_SEC_V2_VERSION || b[3] != 0 /* flags: all reserved (§2.4) */) {
+        return ESP_ERR_ESPNOW_SEC_MALFORMED;
+    }
+    memset(h, 0, sizeof(*h));
+    h->type = b[2];
+    if (!v2_len_ok(h->type, len, max_payload, &h->secured)) {
+        return ESP_ERR_ESPNOW_SEC_MALFORMED;
+    }
+    if (h->secured) {
+        h->epoch = espnow_sec_get_be16(&b[4]);
+        h->counter = espnow_sec_get_be48(&b[6]);
+        bool pairwise = h->type == ESPNOW_SEC_V2_T_CTRL || h->type == ESPNOW_SEC_V2_T_CTRL_ACK;
+        if (pairwise ? h->epoch != 0 : h->epoch == 0) {
+            return ESP_ERR_ESPNOW_SEC_MALFORMED; /* §2.6 step 3 */
+        }
+    }
+    return ESP_OK;
+}
+
+void espnow_sec_v2_clear_hdr(uint8_t out[ESPNOW_SEC_V2_CLEAR_HDR_LEN], uint8_t type)
+{
+    out[0] = ESPNOW_SEC_V2_MAGIC;
+    out[1] = ESPNOW_SEC_V2_VERSION;
+    out[2] = type;
+    out[3] = 0;
+}
+
+void espnow_sec_v2_sec_hdr(uint8_t out[ESPNOW_SEC_V2_SEC_HDR_LEN], uint8_t type, uint16_t epoch,
+                           uint64_t counter)
+{
+    espnow_sec_v2_clear_hdr(out, type);
+    espnow_sec_put_be16(&out[4], epoch);
+    espnow_sec_put_be48(&out[6], counter);
+}

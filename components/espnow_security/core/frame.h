@@ -1,5 +1,5 @@
 /*
- * frame.h - codec of every compat wire message. All bounds checks live here.
+ * frame.h - codec of every wire message, compat and v2. All bounds checks live here.
  *
  * Byte layouts: reference/upstream-espnow-security.md §2.1 (the 20-byte header),
  * §2.2-2.5 (inner records, INFO, GROUP) and §2.7 (data frames). Decoders take the
@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "espnow_sec.h"
+#include "espnow_sec_limits.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -142,6 +143,145 @@ bool espnow_sec_group_contains(const espnow_sec_group_t *g, const uint8_t mac[ES
 
 bool espnow_sec_mac_eq(const uint8_t a[ESPNOW_SEC_ADDR_LEN], const uint8_t b[ESPNOW_SEC_ADDR_LEN]);
 bool espnow_sec_mac_is_broadcast(const uint8_t a[ESPNOW_SEC_ADDR_LEN]);
+
+/* ==== protocol v2 (docs/PROTOCOL.md §2): every multi-byte field big-endian ==== */
+
+#define ESPNOW_SEC_V2_MAGIC 0xCF
+#define ESPNOW_SEC_V2_VERSION 0x02
+#define ESPNOW_SEC_V2_CLEAR_HDR_LEN 4
+#define ESPNOW_SEC_V2_SEC_HDR_LEN 12
+#define ESPNOW_SEC_V2_NONCE_LEN 13
+#define ESPNOW_SEC_V2_AAD_LEN 24
+#define ESPNOW_SEC_V2_TAG_GRP 8   /* DATA, SYNC: CCM8 (§7.2) */
+#define ESPNOW_SEC_V2_TAG_CTL 16  /* CTRL, CTRL_ACK: CCM16 */
+#define ESPNOW_SEC_V2_CTR_MAX 0xFFFFFFFFFFFFull /* 2^48 - 1, the last counter value (§7.3) */
+
+/* type codes (§2.3) */
+#define ESPNOW_SEC_V2_T_SCAN_REQ 0x01
+#define ESPNOW_SEC_V2_T_SCAN_RESP 0x02
+#define ESPNOW_SEC_V2_T_HS1 0x10
+#define ESPNOW_SEC_V2_T_HS2 0x11
+#define ESPNOW_SEC_V2_T_HS3 0x12
+#define ESPNOW_SEC_V2_T_HS4 0x13
+#define ESPNOW_SEC_V2_T_HS_ERR 0x1F
+#define ESPNOW_SEC_V2_T_CTRL 0x20
+#define ESPNOW_SEC_V2_T_CTRL_ACK 0x21
+#define ESPNOW_SEC_V2_T_DATA 0x30
+#define ESPNOW_SEC_V2_T_DATA_PLAIN 0x31
+#define ESPNOW_SEC_V2_T_SYNC 0x32
+
+/* exact lengths (§2.3) */
+#define ESPNOW_SEC_V2_SCAN_REQ_LEN 8
+#define ESPNOW_SEC_V2_SCAN_RESP_LEN 16
+#define ESPNOW_SEC_V2_HS1_LEN 41
+#define ESPNOW_SEC_V2_HS_LEN 40 /* HS2, HS3, HS4 */
+#define ESPNOW_SEC_V2_HS_ERR_LEN 11
+#define ESPNOW_SEC_V2_CTRL_KEY_PT 38
+#define ESPNOW_SEC_V2_CTRL_UNPROV_PT 1
+#define ESPNOW_SEC_V2_CTRL_RESET_PT 3
+#define ESPNOW_SEC_V2_CTRL_ACK_PT 28
+#define ESPNOW_SEC_V2_CTRL_MAX_LEN (ESPNOW_SEC_V2_SEC_HDR_LEN + ESPNOW_SEC_V2_CTRL_KEY_PT + ESPNOW_SEC_V2_TAG_CTL)
+#define ESPNOW_SEC_V2_CTRL_ACK_LEN (ESPNOW_SEC_V2_SEC_HDR_LEN + ESPNOW_SEC_V2_CTRL_ACK_PT + ESPNOW_SEC_V2_TAG_CTL)
+#define ESPNOW_SEC_V2_SYNC_PT 16
+#define ESPNOW_SEC_V2_SYNC_LEN (ESPNOW_SEC_V2_SEC_HDR_LEN + ESPNOW_SEC_V2_SYNC_PT + ESPNOW_SEC_V2_TAG_GRP)
+#define ESPNOW_SEC_V2_DATA_OVERHEAD (ESPNOW_SEC_V2_SEC_HDR_LEN + ESPNOW_SEC_V2_TAG_GRP)
+/** Largest v2 frame this build sends or accepts (§7.5). */
+#define ESPNOW_SEC_V2_FRAME_MAX (ESPNOW_SEC_V2_MAX_PAYLOAD + ESPNOW_SEC_V2_DATA_OVERHEAD)
+
+_Static_assert(ESPNOW_SEC_V2_CTRL_MAX_LEN == 66, "§2.3: largest handshake/control message");
+_Static_assert(ESPNOW_SEC_V2_CTRL_ACK_LEN == 56, "§2.3");
+_Static_assert(ESPNOW_SEC_V2_SYNC_LEN == 36, "§2.3");
+_Static_assert(ESPNOW_SEC_FRAME_MAX - ESPNOW_SEC_V2_DATA_OVERHEAD == ESPNOW_SEC_MAX_PAYLOAD_V2, "§7.5");
+
+/* CTRL ops (§5.1) and CTRL_ACK statuses (§5.2) */
+#define ESPNOW_SEC_V2_OP_KEY 0x01
+#define ESPNOW_SEC_V2_OP_UNPROVISION 0x02
+#define ESPNOW_SEC_V2_OP_RESET 0x03
+#define ESPNOW_SEC_V2_KEY_ACTIVATE 0x01
+#define ESPNOW_SEC_V2_ST_OK 0
+#define ESPNOW_SEC_V2_ST_STALE_EPOCH 1
+#define ESPNOW_SEC_V2_ST_EPOCH_CONFLICT 2
+#define ESPNOW_SEC_V2_ST_STORE_FAIL 3
+#define ESPNOW_SEC_V2_ST_BAD_OP 4
+
+/* HS_ERR codes (§4.1) */
+#define ESPNOW_SEC_V2_ERR_BUSY 1
+#define ESPNOW_SEC_V2_ERR_PROVISIONED 2
+#define ESPNOW_SEC_V2_ERR_POP_MISMATCH 3
+#define ESPNOW_SEC_V2_ERR_BAD_KEY 4
+#define ESPNOW_SEC_V2_ERR_UNSUPPORTED 5
+#define ESPNOW_SEC_V2_ERR_NO_SESSION 6
+
+/* SCAN_RESP state (§3) */
+#define ESPNOW_SEC_V2_SCAN_UNPROVISIONED 0
+#define ESPNOW_SEC_V2_SCAN_PROVISIONED_BY_YOU 1
+#define ESPNOW_SEC_V2_SCAN_PROVISIONED_OTHER 2
+#define ESPNOW_SEC_V2_SCAN_REPAIR_OPEN 3
+
+/** Class of a received frame body (§2.1), before any other parsing. */
+typedef enum {
+    ESPNOW_SEC_CLASS_EMPTY = 0,   /**< len == 0 */
+    ESPNOW_SEC_CLASS_V2,          /**< CF 02 ... */
+    ESPNOW_SEC_CLASS_V2_UNKNOWN,  /**< CF, other or missing version byte */
+    ESPNOW_SEC_CLASS_COMPAT,      /**< (b[0] >> 4) & 3 == 2 */
+    ESPNOW_SEC_CLASS_OTHER,
+} espnow_sec_frame_class_t;
+
+espnow_sec_frame_class_t espnow_sec_classify(const uint8_t *b, size_t len);
+
+/** A v2 header, unpacked. Secured fields are 0 for clear headers. */
+typedef struct {
+    uint8_t type;
+    bool secured;       /**< 12-byte header (CTRL, CTRL_ACK, DATA, SYNC) */
+    uint16_t epoch;
+    uint64_t counter;   /**< 48 bit */
+} espnow_sec_v2_hdr_t;
+
+/**
+ * §2.6 step 2 for a frame already classified V2: len >= 4, known type, flags == 0, total
+ * length exactly as §2.3 says (DATA / DATA_PLAIN: payload 1..max_payload). Then the
+ * step-3 epoch rule (0 for CTRL/CTRL_ACK, != 0 for DATA/SYNC). ESP_OK or
+ * ESP_ERR_ESPNOW_SEC_MALFORMED.
+ */
+esp_err_t espnow_sec_v2_hdr_decode(const uint8_t *b, size_t len, size_t max_payload,
+                                   espnow_sec_v2_hdr_t *h);
+void espnow_sec_v2_clear_hdr(uint8_t out[ESPNOW_SEC_V2_CLEAR_HDR_LEN], uint8_t type);
+void espnow_sec_v2_sec_hdr(uint8_t out[ESPNOW_SEC_V2_SEC_HDR_LEN], uint8_t type, uint16_t epoch,
+                           uint64_t counter);
+
+static inline void espnow_sec_put_be16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+static inline uint16_t espnow_sec_get_be16(const uint8_t *p)
+{
+    return (uint16_t)((p[0] << 8) | p[1]);
+}
+static inline void espnow_sec_put_be32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (24 - 8 * i));
+    }
+}
+static inline uint32_t espnow_sec_get_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline void espnow_sec_put_be48(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 6; i++) {
+        p[i] = (uint8_t)(v >> (40 - 8 * i));
+    }
+}
+static inline uint64_t espnow_sec_get_be48(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 6; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
 
 #ifdef __cplusplus
 }

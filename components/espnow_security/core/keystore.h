@@ -47,3 +47,65 @@ esp_err_t espnow_sec_keyrec_decode(const uint8_t *buf, size_t len, espnow_sec_ke
 /** ESP_OK, ESP_ERR_NOT_FOUND, ESP_ERR_ESPNOW_SEC_STORE_CORRUPT or the store's error. */
 esp_err_t espnow_sec_keystore_load(const espnow_sec_env_t *env, espnow_sec_key_record_t *r);
 esp_err_t espnow_sec_keystore_save(const espnow_sec_env_t *env, const espnow_sec_key_record_t *r);
+
+/* ==== protocol v2 records (docs/PROTOCOL.md §12) ====
+ * byte 0 record magic, byte 1 record version (1), CRC-32 (zlib) of all preceding bytes as
+ * the last 4 bytes little-endian; other multi-byte fields big-endian. A bad length, magic,
+ * version or CRC is ESP_ERR_ESPNOW_SEC_STORE_CORRUPT and the record is left untouched. */
+
+#define ESPNOW_SEC_V2_REC_VERSION 1
+#define ESPNOW_SEC_V2_REC_CTR "v2_ctr"
+#define ESPNOW_SEC_V2_REC_GRP "v2_grp"
+#define ESPNOW_SEC_V2_REC_RESP "v2_resp"
+#define ESPNOW_SEC_V2_REC_DEV_FMT "v2_dev%02u"
+#define ESPNOW_SEC_V2_CTR_LEN 12
+#define ESPNOW_SEC_V2_GRP_LEN 77
+#define ESPNOW_SEC_V2_RESP_LEN 120
+#define ESPNOW_SEC_V2_DEV_LEN 81
+
+typedef struct {
+    uint16_t epoch;  /**< 0 = none */
+    uint8_t g[32];
+} espnow_sec_v2_epoch_rec_t;
+
+typedef struct {
+    espnow_sec_v2_epoch_rec_t cur, stg;
+    uint16_t grace_s;
+    uint8_t rollout;  /**< a re-key (§9.2) was running */
+} espnow_sec_v2_grp_rec_t;
+
+typedef struct {
+    uint8_t mac_i[ESPNOW_SEC_ADDR_LEN];
+    uint8_t k_dev[32];
+    uint64_t ctl_floor;
+    espnow_sec_v2_epoch_rec_t cur, stg;
+    uint16_t grace_s;
+} espnow_sec_v2_resp_rec_t;
+
+typedef enum {
+    ESPNOW_SEC_DEV_FREE = 0,
+    ESPNOW_SEC_DEV_PENDING_KEY = 1,
+    ESPNOW_SEC_DEV_ACTIVE = 2,
+    ESPNOW_SEC_DEV_REMOVING = 3,
+} espnow_sec_dev_state_t;
+
+typedef struct {
+    uint8_t mac[ESPNOW_SEC_ADDR_LEN];
+    uint8_t k_dev[32];
+    uint8_t k_dev_pending[32]; /**< zeros = none */
+    uint8_t state;             /**< espnow_sec_dev_state_t */
+    uint16_t acked_epoch;
+    uint16_t staged_acked;
+} espnow_sec_v2_dev_rec_t;
+
+void espnow_sec_v2_ctr_encode(uint64_t r, uint8_t out[ESPNOW_SEC_V2_CTR_LEN]);
+esp_err_t espnow_sec_v2_ctr_decode(const uint8_t *buf, size_t len, uint64_t *r);
+void espnow_sec_v2_grp_encode(const espnow_sec_v2_grp_rec_t *g, uint8_t out[ESPNOW_SEC_V2_GRP_LEN]);
+esp_err_t espnow_sec_v2_grp_decode(const uint8_t *buf, size_t len, espnow_sec_v2_grp_rec_t *g);
+void espnow_sec_v2_resp_encode(const espnow_sec_v2_resp_rec_t *r, uint8_t out[ESPNOW_SEC_V2_RESP_LEN]);
+esp_err_t espnow_sec_v2_resp_decode(const uint8_t *buf, size_t len, espnow_sec_v2_resp_rec_t *r);
+void espnow_sec_v2_dev_encode(const espnow_sec_v2_dev_rec_t *d, uint8_t out[ESPNOW_SEC_V2_DEV_LEN]);
+esp_err_t espnow_sec_v2_dev_decode(const uint8_t *buf, size_t len, espnow_sec_v2_dev_rec_t *d);
+
+/** Load record `name` of exactly `len` bytes into `buf` (ESP_OK, ESP_ERR_NOT_FOUND, STORE_CORRUPT, ...). */
+esp_err_t espnow_sec_v2_rec_load(const espnow_sec_env_t *env, const char *name, uint8_t *buf, size_t len);

@@ -179,6 +179,31 @@ void espnow_sec_drop_key(espnow_sec_node_t *node)
     node->has_key = false;
 }
 
+static esp_err_t v2_init(espnow_sec_node_t *node, const uint8_t *pop, size_t pop_len)
+{
+    /* The PoP is hashed at once (§4.3); only pop_hash is kept, an empty PoP included. */
+    esp_err_t err = espnow_sec_ks_pop_hash(pop, pop_len, node->pop_hash);
+    node->has_pop = pop_len != 0;
+    node->v2.sync_lim.tokens = 8;
+    node->v2.reply_lim.tokens = 8;
+    node->v2.sync_lim.t = node->v2.reply_lim.t = espnow_sec_now(node);
+    if (err == ESP_OK) {
+        err = node->role == ESPNOW_SEC_ROLE_INITIATOR ? espnow_sec_v2i_init(node) : espnow_sec_v2r_init(node);
+    }
+    if (err != ESP_OK) {
+        if (err == ESP_ERR_ESPNOW_SEC_STORE_CORRUPT) {
+            espnow_sec_log(node, ESPNOW_SEC_LOG_ERROR,
+                           "stored v2 key or counter record is damaged; left untouched: erase it to re-provision");
+        }
+        espnow_sec_node_deinit(node);
+        return err;
+    }
+    espnow_sec_log(node, ESPNOW_SEC_LOG_INFO, "%s " ESPNOW_SEC_MACSTR " on channel %u, %s (protocol v2, epoch %u)",
+                   node->role == ESPNOW_SEC_ROLE_INITIATOR ? "initiator" : "responder", ESPNOW_SEC_MAC2STR(node->self),
+                   node->channel, node->v2.ep.cur.epoch != 0 ? "secured" : "no key yet", node->v2.ep.cur.epoch);
+    return ESP_OK;
+}
+
 esp_err_t espnow_sec_node_init(espnow_sec_node_t *node, const espnow_sec_env_t *env,
                                const espnow_sec_node_config_t *cfg)
 {
@@ -188,15 +213,27 @@ esp_err_t espnow_sec_node_init(espnow_sec_node_t *node, const espnow_sec_env_t *
         (cfg->role != ESPNOW_SEC_ROLE_INITIATOR && cfg->role != ESPNOW_SEC_ROLE_RESPONDER)) {
         return ESP_ERR_INVALID_ARG;
     }
+    espnow_sec_protocol_t proto = cfg->protocol == ESPNOW_SEC_PROTOCOL_DEFAULT ? ESPNOW_SEC_PROTOCOL_KCONFIG
+                                                                               : cfg->protocol;
+    if (proto != ESPNOW_SEC_PROTOCOL_COMPAT && proto != ESPNOW_SEC_PROTOCOL_V2) {
+        return ESP_ERR_INVALID_ARG;
+    }
     size_t pop_len = strlen(cfg->pop);
+    if (proto == ESPNOW_SEC_PROTOCOL_V2 && (pop_len > ESPNOW_SEC_POP_MAX || (ESPNOW_SEC_V2_REQUIRE_POP && pop_len == 0))) {
+        return ESP_ERR_INVALID_ARG; /* §4.4: an empty PoP pairs with anyone */
+    }
     memset(node, 0, sizeof(*node));
     node->env = env;
     node->role = cfg->role;
+    node->protocol = proto;
     node->channel = cfg->channel;
     memcpy(node->self, cfg->self_mac, ESPNOW_SEC_ADDR_LEN);
     espnow_sec_dedupe_reset(&node->dedupe);
 
     esp_err_t err = espnow_sec_crypto_init();
+    if (err == ESP_OK && proto == ESPNOW_SEC_PROTOCOL_V2) {
+        return v2_init(node, (const uint8_t *)cfg->pop, pop_len);
+    }
     if (err == ESP_OK && pop_len != 0) {
         /* Only the hash is kept: it is all security1 uses (§4.2). "" = no PoP. */
         err = espnow_sec_compat_pop_hash((const uint8_t *)cfg->pop, pop_len, node->pop_hash);
@@ -244,6 +281,7 @@ void espnow_sec_node_deinit(espnow_sec_node_t *node)
         return;
     }
     espnow_sec_crypto_ccm_key_destroy(&node->data_key); /* releases its PSA key slot */
+    espnow_sec_ep_wipe(&node->v2.ep);                   /* v2: the group keys' slots */
     espnow_sec_memzero(node, sizeof(*node));
 }
 
@@ -289,18 +327,132 @@ static void reject(espnow_sec_node_t *node, const espnow_sec_rx_t *rx, esp_err_t
     }
 }
 
+/* ==== protocol v2 receive (docs/PROTOCOL.md §2.1, §2.6) ==== */
+
+typedef struct {
+    uint8_t type;
+    uint8_t addressing; /* 0 broadcast only, 1 unicast to us only, 2 either */
+    espnow_sec_v2_handler_t initiator;
+    espnow_sec_v2_handler_t responder;
+} v2_route_t;
+
+enum { TO_BCAST = 0, TO_US = 1, TO_EITHER = 2 };
+
+static const v2_route_t s_v2_routes[] = {
+    {ESPNOW_SEC_V2_T_SCAN_REQ, TO_BCAST, NULL, espnow_sec_v2r_on_scan_req},
+    {ESPNOW_SEC_V2_T_SCAN_RESP, TO_US, espnow_sec_v2i_on_scan_resp, NULL},
+    {ESPNOW_SEC_V2_T_HS1, TO_US, NULL, espnow_sec_v2r_on_hs1},
+    {ESPNOW_SEC_V2_T_HS2, TO_US, espnow_sec_v2i_on_hs2, NULL},
+    {ESPNOW_SEC_V2_T_HS3, TO_US, NULL, espnow_sec_v2r_on_hs3},
+    {ESPNOW_SEC_V2_T_HS4, TO_US, espnow_sec_v2i_on_hs4, NULL},
+    {ESPNOW_SEC_V2_T_HS_ERR, TO_US, espnow_sec_v2i_on_hs_err, NULL},
+    {ESPNOW_SEC_V2_T_CTRL, TO_US, NULL, espnow_sec_v2r_on_ctrl},
+    {ESPNOW_SEC_V2_T_CTRL_ACK, TO_US, espnow_sec_v2i_on_ctrl_ack, NULL},
+    {ESPNOW_SEC_V2_T_DATA, TO_EITHER, espnow_sec_v2_on_data, espnow_sec_v2_on_data},
+    {ESPNOW_SEC_V2_T_DATA_PLAIN, TO_EITHER, espnow_sec_v2_on_plain, espnow_sec_v2_on_plain},
+    {ESPNOW_SEC_V2_T_SYNC, TO_EITHER, espnow_sec_v2_on_sync, espnow_sec_v2_on_sync},
+};
+
+/* Every v2 drop ends here: one reason counter, the legacy counter of §2.6, one DEBUG line. */
+static void v2_drop(espnow_sec_node_t *node, const uint8_t *src, int type, espnow_sec_drop_reason_t why,
+                    const char *what)
+{
+    node->v2.drops[why]++;
+    switch (why) {
+    case ESPNOW_SEC_DROP_MALFORMED:
+        node->stats.rx_malformed++;
+        break;
+    case ESPNOW_SEC_DROP_FOREIGN:
+        node->stats.rx_foreign++;
+        break;
+    case ESPNOW_SEC_DROP_AUTH:
+        node->stats.rx_auth_fail++;
+        break;
+    case ESPNOW_SEC_DROP_REPLAY:
+    case ESPNOW_SEC_DROP_DUPLICATE:
+        node->stats.rx_duplicate++;
+        break;
+    case ESPNOW_SEC_DROP_PLAINTEXT:
+        node->stats.rx_plaintext++;
+        node->stats.rx_plaintext_dropped++;
+        break;
+    default:
+        node->stats.rx_unexpected++;
+        break;
+    }
+    espnow_sec_log(node, ESPNOW_SEC_LOG_DEBUG, "drop v2 type 0x%02x from " ESPNOW_SEC_MACSTR ": %s%s%s", type & 0xFF,
+                   ESPNOW_SEC_MAC2STR(src), espnow_sec_drop_reason_str(why), what ? ", " : "", what ? what : "");
+}
+
+static void v2_on_frame(espnow_sec_node_t *node, const uint8_t src[ESPNOW_SEC_ADDR_LEN],
+                        const uint8_t dst[ESPNOW_SEC_ADDR_LEN], const uint8_t *data, size_t len, int8_t rssi,
+                        uint8_t channel)
+{
+    espnow_sec_frame_class_t cls = espnow_sec_classify(data, len);
+    if (cls == ESPNOW_SEC_CLASS_EMPTY) {
+        v2_drop(node, src, -1, ESPNOW_SEC_DROP_MALFORMED, "empty");
+        return;
+    }
+    if (espnow_sec_mac_eq(src, node->self)) {
+        v2_drop(node, src, -1, ESPNOW_SEC_DROP_FOREIGN, "own frame");
+        return;
+    }
+    if (cls != ESPNOW_SEC_CLASS_V2) {
+        if (cls == ESPNOW_SEC_CLASS_V2_UNKNOWN) {
+            espnow_sec_log(node, ESPNOW_SEC_LOG_DEBUG, "unknown v2 revision %u", len > 1 ? data[1] : 0);
+        }
+        v2_drop(node, src, -1, ESPNOW_SEC_DROP_FOREIGN,
+                cls == ESPNOW_SEC_CLASS_COMPAT ? "compat frame ignored" : "not a v2 frame");
+        return;
+    }
+    espnow_sec_v2_rx_t rx = {.src = src, .dst = dst, .data = data, .len = len, .rssi = rssi, .channel = channel};
+    if (espnow_sec_v2_hdr_decode(data, len, ESPNOW_SEC_V2_MAX_PAYLOAD, &rx.hdr) != ESP_OK) {
+        v2_drop(node, src, len > 2 ? data[2] : -1, ESPNOW_SEC_DROP_MALFORMED, "header, type or length");
+        return;
+    }
+    rx.broadcast = espnow_sec_mac_is_broadcast(dst);
+    const v2_route_t *route = NULL;
+    for (size_t i = 0; i < sizeof(s_v2_routes) / sizeof(s_v2_routes[0]); i++) {
+        if (s_v2_routes[i].type == rx.hdr.type) {
+            route = &s_v2_routes[i];
+        }
+    }
+    bool to_us = espnow_sec_mac_eq(dst, node->self);
+    if (route == NULL || (route->addressing == TO_BCAST && !rx.broadcast) ||
+        (route->addressing == TO_US && !to_us) || (route->addressing == TO_EITHER && !to_us && !rx.broadcast)) {
+        v2_drop(node, src, rx.hdr.type, ESPNOW_SEC_DROP_MALFORMED, "addressing");
+        return;
+    }
+    espnow_sec_v2_handler_t h = node->role == ESPNOW_SEC_ROLE_INITIATOR ? route->initiator : route->responder;
+    if (h == NULL) {
+        v2_drop(node, src, rx.hdr.type, ESPNOW_SEC_DROP_FOREIGN, "not for this role");
+        return;
+    }
+    espnow_sec_drop_reason_t why = h(node, &rx);
+    if (why != ESPNOW_SEC_V2_ACCEPT) {
+        v2_drop(node, src, rx.hdr.type, why, NULL);
+    }
+}
+
 void espnow_sec_node_on_frame(espnow_sec_node_t *node, const uint8_t src[ESPNOW_SEC_ADDR_LEN],
                               const uint8_t dst[ESPNOW_SEC_ADDR_LEN], const uint8_t *data,
                               size_t len, int8_t rssi, uint8_t channel)
 {
-    (void)src; /* the header's src_addr names the originator (§2.1) */
-    (void)dst;
     if (node == NULL || node->env == NULL) {
         return;
     }
     node->stats.rx_frames++;
+    if (node->protocol == ESPNOW_SEC_PROTOCOL_V2) {
+        v2_on_frame(node, src, dst, data, len, rssi, channel);
+        return;
+    }
+    /* compat: the header's src_addr names the originator (§2.1) */
     if (data == NULL) {
         reject(node, NULL, ESP_ERR_ESPNOW_SEC_MALFORMED, "no data");
+        return;
+    }
+    if (espnow_sec_classify(data, len) == ESPNOW_SEC_CLASS_V2) {
+        reject(node, NULL, ESP_ERR_NOT_SUPPORTED, "v2 frame ignored");
         return;
     }
     espnow_sec_rx_t rx = {.rssi = rssi, .channel = channel};
@@ -368,10 +520,25 @@ void espnow_sec_node_on_send_status(espnow_sec_node_t *node,
 
 uint32_t espnow_sec_node_tick(espnow_sec_node_t *node)
 {
-    if (node == NULL || node->env == NULL || node->role != ESPNOW_SEC_ROLE_INITIATOR) {
+    if (node == NULL || node->env == NULL) {
         return UINT32_MAX;
     }
-    return espnow_sec_ini_tick(node, espnow_sec_now(node));
+    uint32_t now = espnow_sec_now(node);
+    if (node->protocol == ESPNOW_SEC_PROTOCOL_V2) {
+        uint32_t a = node->role == ESPNOW_SEC_ROLE_INITIATOR ? espnow_sec_v2i_tick(node, now)
+                                                             : espnow_sec_v2r_tick(node, now);
+        uint32_t b = espnow_sec_v2_common_tick(node, now);
+        return a < b ? a : b;
+    }
+    if (node->role != ESPNOW_SEC_ROLE_INITIATOR) {
+        return UINT32_MAX;
+    }
+    return espnow_sec_ini_tick(node, now);
+}
+
+static bool v2_initiator(const espnow_sec_node_t *node)
+{
+    return node->protocol == ESPNOW_SEC_PROTOCOL_V2 && node->role == ESPNOW_SEC_ROLE_INITIATOR;
 }
 
 esp_err_t espnow_sec_node_provision(espnow_sec_node_t *node, uint32_t scan_ms)
@@ -379,7 +546,79 @@ esp_err_t espnow_sec_node_provision(espnow_sec_node_t *node, uint32_t scan_ms)
     if (node == NULL || node->env == NULL) {
         return ESP_ERR_INVALID_ARG;
     }
+    if (node->protocol == ESPNOW_SEC_PROTOCOL_V2) {
+        return v2_initiator(node) ? espnow_sec_v2i_provision(node, scan_ms) : ESP_ERR_INVALID_STATE;
+    }
     return espnow_sec_ini_provision(node, scan_ms);
+}
+
+esp_err_t espnow_sec_node_add_devices(espnow_sec_node_t *node, uint32_t scan_ms)
+{
+    if (node == NULL || node->env == NULL) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    if (node->protocol != ESPNOW_SEC_PROTOCOL_V2) {
+        return ESP_ERR_NOT_SUPPORTED;
+    }
+    /* A v2 provisioning run already touches only newcomers (§9.5): members answer
+     * PROVISIONED_BY_YOU with the current epoch and are left alone. */
+    return v2_initiator(node) ? espnow_sec_v2i_provision(node, scan_ms) : ESP_ERR_INVALID_STATE;
+}
+
+esp_err_t espnow_sec_node_rekey(espnow_sec_node_t *node)
+{
+    if (node == NULL || node->env == NULL) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    if (node->protocol != ESPNOW_SEC_PROTOCOL_V2) {
+        return ESP_ERR_NOT_SUPPORTED;
+    }
+    return v2_initiator(node) ? espnow_sec_v2i_rekey(node) : ESP_ERR_INVALID_STATE;
+}
+
+esp_err_t espnow_sec_node_remove_device(espnow_sec_node_t *node, const uint8_t mac[ESPNOW_SEC_ADDR_LEN])
+{
+    if (node == NULL || node->env == NULL || mac == NULL) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    if (node->protocol != ESPNOW_SEC_PROTOCOL_V2) {
+        return ESP_ERR_NOT_SUPPORTED;
+    }
+    return v2_initiator(node) ? espnow_sec_v2i_remove(node, mac) : ESP_ERR_INVALID_STATE;
+}
+
+void espnow_sec_node_get_status(const espnow_sec_node_t *node, espnow_sec_status_t *out)
+{
+    if (node == NULL || out == NULL) {
+        return;
+    }
+    memset(out, 0, sizeof(*out));
+    out->protocol = node->protocol;
+    out->role = node->role;
+    out->secured = espnow_sec_node_is_secured(node);
+    out->rx_frames = node->stats.rx_frames;
+    out->tx_frames = node->stats.tx_frames;
+    if (node->protocol != ESPNOW_SEC_PROTOCOL_V2) {
+        out->rx_delivered = node->stats.rx_plaintext - node->stats.rx_plaintext_dropped; /* plaintext only */
+        out->drops[ESPNOW_SEC_DROP_MALFORMED] = node->stats.rx_malformed;
+        out->drops[ESPNOW_SEC_DROP_FOREIGN] = node->stats.rx_foreign;
+        out->drops[ESPNOW_SEC_DROP_AUTH] = node->stats.rx_auth_fail;
+        out->drops[ESPNOW_SEC_DROP_DUPLICATE] = node->stats.rx_duplicate;
+        out->drops[ESPNOW_SEC_DROP_STATE] = node->stats.rx_unexpected;
+        out->drops[ESPNOW_SEC_DROP_PLAINTEXT] = node->stats.rx_plaintext_dropped;
+        out->peers = node->role == ESPNOW_SEC_ROLE_INITIATOR ? node->u.ini.succeeded : 0;
+        return;
+    }
+    const espnow_sec_epochs_t *ep = &node->v2.ep;
+    out->epoch = ep->cur.epoch;
+    out->staged_epoch = ep->stg.epoch;
+    out->previous_epoch = ep->prev.epoch;
+    out->tx_counter = node->v2.next;
+    out->counter_reserved = node->v2.reserved;
+    out->rx_delivered = node->v2.rx_delivered;
+    memcpy(out->drops, node->v2.drops, sizeof(out->drops));
+    out->peers = node->role == ESPNOW_SEC_ROLE_INITIATOR ? espnow_sec_v2i_active_devices(node)
+                                                         : espnow_sec_rp_synced(&ep->t_cur);
 }
 
 esp_err_t espnow_sec_node_send(espnow_sec_node_t *node, const uint8_t *dst, const uint8_t *data,
@@ -388,17 +627,25 @@ esp_err_t espnow_sec_node_send(espnow_sec_node_t *node, const uint8_t *dst, cons
     if (node == NULL || node->env == NULL) {
         return ESP_ERR_INVALID_STATE;
     }
+    if (node->protocol == ESPNOW_SEC_PROTOCOL_V2) {
+        return espnow_sec_v2_data_send(node, dst, data, len);
+    }
     return espnow_sec_data_send(node, dst, data, len);
 }
 
 size_t espnow_sec_node_max_payload(const espnow_sec_node_t *node)
 {
-    (void)node;
+    if (node != NULL && node->protocol == ESPNOW_SEC_PROTOCOL_V2) {
+        return ESPNOW_SEC_V2_MAX_PAYLOAD;
+    }
     return ESPNOW_SEC_MAX_PAYLOAD_COMPAT;
 }
 
 bool espnow_sec_node_is_secured(const espnow_sec_node_t *node)
 {
+    if (node != NULL && node->protocol == ESPNOW_SEC_PROTOCOL_V2) {
+        return node->v2.ep.cur.epoch != 0;
+    }
     return node != NULL && node->has_key;
 }
 
@@ -406,6 +653,13 @@ esp_err_t espnow_sec_node_erase_key(espnow_sec_node_t *node)
 {
     if (node == NULL || node->env == NULL) {
         return ESP_ERR_INVALID_STATE;
+    }
+    if (node->protocol == ESPNOW_SEC_PROTOCOL_V2) {
+        /* v2: the key records go, the counter record never does (§7.3, §12). */
+        if (node->role == ESPNOW_SEC_ROLE_INITIATOR) {
+            return espnow_sec_v2i_busy(node) ? ESP_ERR_INVALID_STATE : espnow_sec_v2i_erase(node);
+        }
+        return espnow_sec_v2r_erase(node);
     }
     if (espnow_sec_ini_busy(node)) {
         return ESP_ERR_INVALID_STATE; /* a run is using the key */

@@ -26,6 +26,7 @@ typedef struct {
     uint8_t self_mac[ESPNOW_SEC_ADDR_LEN];
     uint8_t channel;
     const char *pop; /**< copied into the node */
+    espnow_sec_protocol_t protocol; /**< DEFAULT (0) = the Kconfig choice */
 } espnow_sec_node_config_t;
 
 /** Size of espnow_sec_node_t, for ports that place it statically or allocate it once. */
@@ -68,6 +69,13 @@ esp_err_t espnow_sec_node_provision(espnow_sec_node_t *node, uint32_t scan_ms);
 /** Send app data; see espnow_sec_send(). `dst` NULL = broadcast. */
 esp_err_t espnow_sec_node_send(espnow_sec_node_t *node, const uint8_t *dst, const uint8_t *data,
                                size_t len);
+
+/** v2 initiator: see espnow_sec_rekey(), espnow_sec_add_devices(), espnow_sec_remove_device(). */
+esp_err_t espnow_sec_node_rekey(espnow_sec_node_t *node);
+esp_err_t espnow_sec_node_add_devices(espnow_sec_node_t *node, uint32_t scan_ms);
+esp_err_t espnow_sec_node_remove_device(espnow_sec_node_t *node, const uint8_t mac[ESPNOW_SEC_ADDR_LEN]);
+/** See espnow_sec_get_status(). */
+void espnow_sec_node_get_status(const espnow_sec_node_t *node, espnow_sec_status_t *out);
 
 size_t espnow_sec_node_max_payload(const espnow_sec_node_t *node);
 bool espnow_sec_node_is_secured(const espnow_sec_node_t *node);

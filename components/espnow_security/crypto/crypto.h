@@ -104,6 +104,28 @@ esp_err_t espnow_sec_crypto_ccm_open(const espnow_sec_ccm_key_t *k, const uint8_
                                      size_t nonce_len, const uint8_t *aad, size_t aad_len,
                                      const uint8_t *in, size_t in_len, uint8_t *out);
 
+/**
+ * One complete RFC 5869 HKDF-SHA256: Extract with `salt`, Expand with `info` to `out_len`
+ * bytes (PSA_ALG_HKDF(PSA_ALG_SHA_256); Mbed TLS 2.28 has no separate Extract/Expand).
+ * salt_len >= 1 (v2 never uses an empty salt), out_len 1..255*32. `out` is wiped on failure.
+ */
+esp_err_t espnow_sec_crypto_hkdf_sha256(const uint8_t *salt, size_t salt_len, const uint8_t *ikm,
+                                        size_t ikm_len, const uint8_t *info, size_t info_len,
+                                        uint8_t *out, size_t out_len);
+
+/** out = HMAC-SHA256(key, msg) (RFC 2104), 32 bytes; key_len 1..64. */
+esp_err_t espnow_sec_crypto_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *msg,
+                                        size_t msg_len, uint8_t out[ESPNOW_SEC_SHA256_LEN]);
+
+/**
+ * Verify `mac` (mac_len 1..32 bytes, a prefix of HMAC-SHA256(key, msg)) inside PSA
+ * (psa_mac_verify: constant time). ESP_OK, ESP_ERR_ESPNOW_SEC_AUTH on mismatch, or another
+ * error.
+ */
+esp_err_t espnow_sec_crypto_hmac_sha256_verify(const uint8_t *key, size_t key_len,
+                                               const uint8_t *msg, size_t msg_len,
+                                               const uint8_t *mac, size_t mac_len);
+
 /** Constant-time equality for verifiers and echoes (never memcmp a secret). */
 bool espnow_sec_ct_equal(const void *a, const void *b, size_t len);
 

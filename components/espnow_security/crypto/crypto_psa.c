@@ -348,3 +348,104 @@ esp_err_t espnow_sec_crypto_ccm_open(const espnow_sec_ccm_key_t *k, const uint8_
     }
     return map_status(st);
 }
+
+/* ---- HKDF / HMAC (protocol v2, PROTOCOL.md §1) ---- */
+
+esp_err_t espnow_sec_crypto_hkdf_sha256(const uint8_t *salt, size_t salt_len, const uint8_t *ikm,
+                                        size_t ikm_len, const uint8_t *info, size_t info_len,
+                                        uint8_t *out, size_t out_len)
+{
+    if (salt == NULL || salt_len == 0 || (ikm == NULL && ikm_len != 0) ||
+        (info == NULL && info_len != 0) || out == NULL || out_len == 0 ||
+        out_len > 255 * ESPNOW_SEC_SHA256_LEN) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    psa_key_derivation_operation_t op = PSA_KEY_DERIVATION_OPERATION_INIT;
+    psa_status_t st = psa_key_derivation_setup(&op, PSA_ALG_HKDF(PSA_ALG_SHA_256));
+    if (st == PSA_SUCCESS) {
+        st = psa_key_derivation_input_bytes(&op, PSA_KEY_DERIVATION_INPUT_SALT, salt, salt_len);
+    }
+    if (st == PSA_SUCCESS) {
+        st = psa_key_derivation_input_bytes(&op, PSA_KEY_DERIVATION_INPUT_SECRET, ikm, ikm_len);
+    }
+    if (st == PSA_SUCCESS) {
+        st = psa_key_derivation_input_bytes(&op, PSA_KEY_DERIVATION_INPUT_INFO, info, info_len);
+    }
+    if (st == PSA_SUCCESS) {
+        st = psa_key_derivation_output_bytes(&op, out, out_len);
+    }
+    psa_key_derivation_abort(&op); /* every path: wipes the PRK inside PSA */
+    if (st != PSA_SUCCESS) {
+        espnow_sec_memzero(out, out_len);
+    }
+    return map_status(st);
+}
+
+/* A transient HMAC-SHA256 key: imported for one call, destroyed at the one exit. */
+static psa_status_t import_hmac(const uint8_t *key, size_t key_len, psa_key_usage_t usage,
+                                psa_key_id_t *id)
+{
+    psa_key_attributes_t attr = PSA_KEY_ATTRIBUTES_INIT;
+    psa_set_key_type(&attr, PSA_KEY_TYPE_HMAC);
+    psa_set_key_bits(&attr, key_len * 8);
+    psa_set_key_usage_flags(&attr, usage);
+    psa_set_key_algorithm(&attr, PSA_ALG_HMAC(PSA_ALG_SHA_256));
+    psa_status_t st = psa_import_key(&attr, key, key_len, id);
+    psa_reset_key_attributes(&attr);
+    return st;
+}
+
+esp_err_t espnow_sec_crypto_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *msg,
+                                        size_t msg_len, uint8_t out[ESPNOW_SEC_SHA256_LEN])
+{
+    if (key == NULL || key_len == 0 || key_len > 64 || (msg == NULL && msg_len != 0) ||
+        out == NULL) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    psa_key_id_t id = PSA_KEY_ID_NULL;
+    size_t olen = 0;
+    uint8_t dummy = 0;
+    psa_status_t st = import_hmac(key, key_len, PSA_KEY_USAGE_SIGN_MESSAGE, &id);
+    if (st == PSA_SUCCESS) {
+        st = psa_mac_compute(id, PSA_ALG_HMAC(PSA_ALG_SHA_256), msg_len ? msg : &dummy, msg_len,
+                             out, ESPNOW_SEC_SHA256_LEN, &olen);
+    }
+    if (st == PSA_SUCCESS && olen != ESPNOW_SEC_SHA256_LEN) {
+        st = PSA_ERROR_GENERIC_ERROR;
+    }
+    psa_destroy_key(id);
+    if (st != PSA_SUCCESS) {
+        espnow_sec_memzero(out, ESPNOW_SEC_SHA256_LEN);
+    }
+    return map_status(st);
+}
+
+esp_err_t espnow_sec_crypto_hmac_sha256_verify(const uint8_t *key, size_t key_len,
+                                               const uint8_t *msg, size_t msg_len,
+                                               const uint8_t *mac, size_t mac_len)
+{
+    if (key == NULL || key_len == 0 || key_len > 64 || (msg == NULL && msg_len != 0) ||
+        mac == NULL || mac_len == 0 || mac_len > ESPNOW_SEC_SHA256_LEN) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    /* A truncated MAC is the HMAC algorithm with a shortened length (PSA_ALG_TRUNCATED_MAC);
+     * the key policy must name exactly that algorithm, so import with it. */
+    psa_algorithm_t alg = mac_len == ESPNOW_SEC_SHA256_LEN
+                              ? PSA_ALG_HMAC(PSA_ALG_SHA_256)
+                              : PSA_ALG_TRUNCATED_MAC(PSA_ALG_HMAC(PSA_ALG_SHA_256), mac_len);
+    psa_key_attributes_t attr = PSA_KEY_ATTRIBUTES_INIT;
+    psa_key_id_t id = PSA_KEY_ID_NULL;
+    uint8_t dummy = 0;
+    psa_set_key_type(&attr, PSA_KEY_TYPE_HMAC);
+    psa_set_key_bits(&attr, key_len * 8);
+    psa_set_key_usage_flags(&attr, PSA_KEY_USAGE_VERIFY_MESSAGE);
+    psa_set_key_algorithm(&attr, alg);
+    psa_status_t st = psa_import_key(&attr, key, key_len, &id);
+    psa_reset_key_attributes(&attr);
+    if (st == PSA_SUCCESS) {
+        /* Compared inside PSA in constant time (PSA_ERROR_INVALID_SIGNATURE on mismatch). */
+        st = psa_mac_verify(id, alg, msg_len ? msg : &dummy, msg_len, mac, mac_len);
+    }
+    psa_destroy_key(id);
+    return map_status(st);
+}

@@ -393,6 +393,7 @@ esp_err_t espnow_sec_start(const espnow_sec_config_t *cfg)
         .role = cfg->role,
         .channel = cfg->channel,
         .pop = cfg->pop,
+        .protocol = cfg->protocol,
     };
     espnow_sec_node_t *node = NULL;
     bool store_open = false, radio_open = false;
@@ -565,7 +566,8 @@ esp_err_t espnow_sec_send(const uint8_t *dst, const uint8_t *data, size_t len)
 
 size_t espnow_sec_max_payload(void)
 {
-    size_t max = ESPNOW_SEC_MAX_PAYLOAD_COMPAT;
+    size_t max = ESPNOW_SEC_PROTOCOL_KCONFIG == ESPNOW_SEC_PROTOCOL_V2 ? ESPNOW_SEC_V2_MAX_PAYLOAD
+                                                                      : ESPNOW_SEC_MAX_PAYLOAD_COMPAT;
     if (atomic_load(&s.state) == RUNNING) {
         espnow_sec_port_mutex_lock(s.lock);
         if (s.node) {
@@ -611,6 +613,70 @@ esp_err_t espnow_sec_erase_key(void)
     err = espnow_sec_port_store_erase_all();
     espnow_sec_port_store_close();
     return err;
+}
+
+/* Run `fn` on the node under the lock, then wake the core task (it may have frames to send). */
+static esp_err_t with_node(esp_err_t (*fn)(espnow_sec_node_t *node, const void *arg), const void *arg)
+{
+    if (atomic_load(&s.state) != RUNNING) {
+        return ESP_ERR_INVALID_STATE;
+    }
+    esp_err_t err = ESP_ERR_INVALID_STATE;
+    espnow_sec_port_mutex_lock(s.lock);
+    if (s.node) {
+        err = fn(s.node, arg);
+    }
+    espnow_sec_port_mutex_unlock(s.lock);
+    wake_core();
+    return err;
+}
+
+static esp_err_t do_rekey(espnow_sec_node_t *node, const void *arg)
+{
+    (void)arg;
+    return espnow_sec_node_rekey(node);
+}
+
+static esp_err_t do_add(espnow_sec_node_t *node, const void *arg)
+{
+    return espnow_sec_node_add_devices(node, *(const uint32_t *)arg);
+}
+
+static esp_err_t do_remove(espnow_sec_node_t *node, const void *arg)
+{
+    return espnow_sec_node_remove_device(node, (const uint8_t *)arg);
+}
+
+static esp_err_t do_status(espnow_sec_node_t *node, const void *arg)
+{
+    espnow_sec_node_get_status(node, (espnow_sec_status_t *)arg);
+    return ESP_OK;
+}
+
+esp_err_t espnow_sec_rekey(void)
+{
+    return with_node(do_rekey, NULL);
+}
+
+esp_err_t espnow_sec_add_devices(uint32_t scan_ms)
+{
+    return with_node(do_add, &scan_ms);
+}
+
+esp_err_t espnow_sec_remove_device(const uint8_t mac[ESPNOW_SEC_ADDR_LEN])
+{
+    if (mac == NULL) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    return with_node(do_remove, mac);
+}
+
+esp_err_t espnow_sec_get_status(espnow_sec_status_t *status)
+{
+    if (status == NULL) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    return with_node(do_status, status);
 }
 
 /* espnow_sec_err_to_name() and espnow_sec_fail_reason_str() are pure: core/errors.c. */
