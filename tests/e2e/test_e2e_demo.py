@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from espnow_sec.runner import logs
 from espnow_sec.runner.demo import INITIATOR_MESSAGE, RESPONDER_MESSAGE
 from espnow_sec.runner.plan import INITIATOR_MAC, responder_mac
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from conftest import NetRun, RunNet
 
 REPO = Path(__file__).resolve().parents[2]
+HOST_NODE = REPO / "build" / "host" / "default" / "espnow_node.elf"
 
 DEMO_TIMEOUT = "25"
 
@@ -82,6 +84,56 @@ def test_demo_survives_20_percent_loss(net: RunNet, node_bin: Path) -> None:
     assert completed(run) == logs.SecurityCompleted(3, 0), run.output
     for node in ("responder-1", "responder-2", "responder-3"):
         assert logs.GotAppKey() in run.events(node), f"{node} not secured under loss"
+
+
+# --- protocol v2 through the air: every node started with ESPNOW_PROTOCOL=v2 ----------------
+# (the adversarial v2 cases run in the in-process simulator, tests/c/test_v2_sim.c, and against
+# the Python reference's vectors, tests/c/test_vectors_v2.c)
+
+
+@pytest.fixture
+def v2_demo(net: RunNet):  # type: ignore[no-untyped-def]
+    if not HOST_NODE.is_file():
+        pytest.skip(f"host node binary {HOST_NODE} is missing: run `make build` first")
+
+    def run(*extra: str) -> NetRun:
+        argv = ["demo", "--node-bin", str(HOST_NODE), "--protocol", "v2", "--timeout", "30"]
+        return net([*argv, *extra])
+
+    return run
+
+
+def test_v2_demo_three_responders(v2_demo) -> None:  # type: ignore[no-untyped-def]
+    run = v2_demo("--responders", "3")
+    assert run.returncode == 0, run.output
+    assert completed(run) == logs.SecurityCompleted(3, 0), run.output
+    for node in ("responder-1", "responder-2", "responder-3"):
+        assert logs.GotAppKey() in run.events(node), f"{node} has no 'Get APP key'"
+        assert decrypted(run, node, INITIATOR_MESSAGE, INITIATOR_MAC), node
+    for node in ("initiator", "responder-2", "responder-3"):
+        assert decrypted(run, node, RESPONDER_MESSAGE, responder_mac(1)), node
+    # No node ever logs a plaintext frame as received data in a v2 network.
+    assert "espnow_recv plaintext" not in run.output
+
+
+def test_v2_wrong_pop_fails_cleanly_and_stores_no_key(v2_demo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store = tmp_path / "store"
+    run = v2_demo("--responders", "2", "--bad-pop-responder", "2", "--store-dir", str(store))
+    assert run.returncode == 0, run.output
+    assert completed(run) == logs.SecurityCompleted(1, 1), run.output
+    failures = [e for e in run.events("responder-2") if isinstance(e, logs.HandshakeFailed)]
+    assert failures and failures[0].peer == INITIATOR_MAC, run.output
+    assert logs.GotAppKey() not in run.events("responder-2")
+    key_records = [
+        p.name for p in (store / "responder-2").rglob("*") if p.is_file() and "ctr" not in p.name
+    ]
+    assert key_records == [], f"the wrong-PoP responder stored {key_records}"
+
+
+def test_v2_survives_20_percent_loss(v2_demo) -> None:  # type: ignore[no-untyped-def]
+    run = v2_demo("--responders", "3", "--loss", "0.2", "--seed", "7")
+    assert run.returncode == 0, run.output
+    assert completed(run) == logs.SecurityCompleted(3, 0), run.output
 
 
 def test_demo_reports_a_missing_binary(net: RunNet, tmp_path: Path) -> None:

@@ -61,8 +61,10 @@ class Net:
         *,
         store_root: Path | None,
         air_args: list[str],
+        protocol: str | None = None,
     ) -> None:
         self.node_bin = node_bin
+        self.protocol = protocol
         self.workdir = Path(tempfile.mkdtemp(prefix="espnow-net-"))
         self.socket = self.workdir / "air.sock"
         self.store_root = store_root if store_root is not None else self.workdir / "store"
@@ -100,6 +102,8 @@ class Net:
     def start_node(self, spec: NodeSpec) -> None:
         env = dict(os.environ)
         env.update(node_env(spec, self.socket, self.store_root))
+        if self.protocol is not None:
+            env["ESPNOW_PROTOCOL"] = self.protocol
         try:
             (self.store_root / spec.name).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -250,7 +254,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     initiator, responders = _plan(args)
     node_bin = _node_bin(args)
     names = [initiator.name] + [r.name for r in responders]
-    with Net(node_bin, store_root=_store_root(args), air_args=_air_args(args)) as net:
+    with Net(
+        node_bin, store_root=_store_root(args), air_args=_air_args(args), protocol=args.protocol
+    ) as net:
         net.start_air()
         for spec in responders:
             net.start_node(spec)
@@ -282,7 +288,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     initiator, responders = _plan(args)
     node_bin = _node_bin(args)
     bad = frozenset(r.name for r in responders if r.pop != initiator.pop)
-    with Net(node_bin, store_root=_store_root(args), air_args=_air_args(args)) as net:
+    with Net(
+        node_bin, store_root=_store_root(args), air_args=_air_args(args), protocol=args.protocol
+    ) as net:
         net.start_air()
         demo = Demo(
             initiator,
@@ -290,7 +298,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             bad_pop=bad,
             now=time.monotonic(),
             timeout=args.timeout,
-            resend_after=RESEND_AFTER_S if args.loss > 0 else None,
+            # Lost frames need a resend; so does the first v2 frame between two nodes, which
+            # the receiver drops while it challenges the unknown sender (PROTOCOL.md §8.3).
+            resend_after=RESEND_AFTER_S if args.loss > 0 or args.protocol == "v2" else None,
         )
         for spec in responders:
             net.start_node(spec)
@@ -359,6 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--node-bin", help=f"host node executable (default: <repo>/{DEFAULT_NODE_BIN})"
     )
     common.add_argument("--pop", default=DEFAULT_POP, help="Proof of Possession of every node")
+    common.add_argument(
+        "--protocol",
+        choices=["compat", "v2"],
+        help="wire protocol of every node (ESPNOW_PROTOCOL; default: the build's configuration)",
+    )
     common.add_argument("--channel", type=int, default=DEFAULT_CHANNEL, help="Wi-Fi channel")
     common.add_argument(
         "--store-dir", help="key stores go to DIR/<node name> (default: a fresh temp dir per run)"

@@ -274,7 +274,7 @@ class Demo:
         every = "every other secured node" if self.bad else "every other node"
         parts.append(
             f"{delivered} messages delivered decrypted to {every}"
-            + (f" ({resends} resends under loss)" if resends else "")
+            + (f" ({resends} resends)" if resends else "")
         )
         counts = (
             f"(successed_num: {self.completed.successed}, "
