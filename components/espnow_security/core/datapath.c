@@ -126,6 +126,7 @@ esp_err_t espnow_sec_data_on_frame(espnow_sec_node_t *node, const espnow_sec_rx_
             return ESP_OK;
         }
         info.protection = ESPNOW_SEC_RX_PLAINTEXT;
+        node->stats.rx_delivered++;
         if (node->env->deliver != NULL) {
             node->env->deliver(node->env->ctx, &info, rx->payload, rx->len);
         }
@@ -142,6 +143,7 @@ esp_err_t espnow_sec_data_on_frame(espnow_sec_node_t *node, const espnow_sec_rx_
     esp_err_t err = espnow_sec_data_open(&node->data_key, rx->payload, rx->len, pt, &n);
     if (err == ESP_OK) {
         info.protection = ESPNOW_SEC_RX_ENCRYPTED;
+        node->stats.rx_delivered++;
         if (node->env->deliver != NULL) {
             node->env->deliver(node->env->ctx, &info, pt, n);
         }
@@ -349,8 +351,9 @@ void espnow_sec_v2_announce(espnow_sec_node_t *node, uint32_t spread_ms)
         return;
     }
     uint8_t ch[ESPNOW_SEC_CHALLENGE_LEN];
-    espnow_sec_v2_draw_nonzero(node, ch, sizeof(ch));
+    /* §4.5 order of draws for a broadcast SYNC: the delay r first, then the challenge. */
     uint32_t delay = spread_ms ? espnow_sec_v2_jitter(node, spread_ms) : 0;
+    espnow_sec_v2_draw_nonzero(node, ch, sizeof(ch));
     /* The broadcast challenge is valid from when it is sent (common_tick sets bcast_t). */
     defer_sync(node, espnow_sec_broadcast_mac, delay, ch, zero);
 }
@@ -366,7 +369,7 @@ static void deliver(espnow_sec_node_t *node, const espnow_sec_v2_rx_t *rx, espno
     };
     memcpy(info.src, rx->src, ESPNOW_SEC_ADDR_LEN);
     memcpy(info.dst, rx->dst, ESPNOW_SEC_ADDR_LEN);
-    node->v2.rx_delivered++;
+    node->stats.rx_delivered++;
     if (node->env->deliver != NULL) {
         node->env->deliver(node->env->ctx, &info, data, len);
     }

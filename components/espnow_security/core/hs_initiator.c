@@ -520,7 +520,7 @@ espnow_sec_drop_reason_t espnow_sec_v2i_on_scan_resp(espnow_sec_node_t *node, co
         } else if (d->rec.state == ESPNOW_SEC_DEV_PENDING_KEY ||
                    (d->rec.state == ESPNOW_SEC_DEV_ACTIVE && espnow_sec_get_be16(&b[9]) < node->v2.ep.cur.epoch)) {
             uint8_t pid[ESPNOW_SEC_V2_PAIR_ID_LEN];
-            if (espnow_sec_ks_pair_id(d->rec.k_dev, pid) == ESP_OK && memcmp(pid, &b[12], sizeof(pid)) == 0) {
+            if (espnow_sec_ks_pair_id(d->rec.k_dev, pid) == ESP_OK && espnow_sec_ct_equal(pid, &b[12], sizeof(pid))) {
                 key_only = true;
             } else {
                 espnow_sec_log(node, ESPNOW_SEC_LOG_WARN, "responder " ESPNOW_SEC_MACSTR " holds a pairing we do not know",

@@ -126,9 +126,15 @@ static bool reply_token(espnow_sec_node_t *node)
     return espnow_sec_bucket_take(&node->v2.reply_lim, 8, 50, espnow_sec_now(node));
 }
 
-/* HS_ERR through the reply limiter (§11.4). Returns the reason to count for the request. */
+/*
+ * HS_ERR through the reply limiter (§11.4). Returns the reason to count for the request:
+ * RATE_LIMITED when the limiter refuses, else none. A request answered with HS_ERR is handled
+ * as the §6.2 tables prescribe, not dropped: §2.6 drops get no reply and change nothing, and
+ * §6.2 names its drops ("MALFORMED drop, no reply", "STATE drop") apart from its HS_ERR rows
+ * (vectors/v2.json scripts hs1-invalid, pop-wrong, pop-bucket count no drop for them).
+ */
 static espnow_sec_drop_reason_t hs_err(espnow_sec_node_t *node, const espnow_sec_v2_rx_t *rx, uint32_t sid,
-                                       uint8_t code, uint32_t retry_after, espnow_sec_drop_reason_t why)
+                                       uint8_t code, uint32_t retry_after)
 {
     if (!reply_token(node)) {
         return ESPNOW_SEC_DROP_RATE_LIMITED;
@@ -140,7 +146,7 @@ static espnow_sec_drop_reason_t hs_err(espnow_sec_node_t *node, const espnow_sec
     espnow_sec_put_be16(&f[9], (uint16_t)(retry_after > 0xFFFF ? 0xFFFF : retry_after));
     (void)espnow_sec_v2_send_raw(node, rx->src, f, sizeof(f));
     espnow_sec_log(node, ESPNOW_SEC_LOG_DEBUG, "HS_ERR %u to " ESPNOW_SEC_MACSTR, code, ESPNOW_SEC_MAC2STR(rx->src));
-    return why;
+    return ESPNOW_SEC_V2_ACCEPT;
 }
 
 /* ---- §3 scan ---- */
@@ -288,14 +294,14 @@ espnow_sec_drop_reason_t espnow_sec_v2r_on_hs1(espnow_sec_node_t *node, const es
         return ESPNOW_SEC_DROP_MALFORMED;
     }
     if (rs->provisioned && !(rs->repair_open && espnow_sec_mac_eq(rx->src, rs->mac_i))) {
-        return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_PROVISIONED, 0, ESPNOW_SEC_DROP_STATE);
+        return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_PROVISIONED, 0);
     }
     espnow_sec_popfail_t *pf = popfail_find(node, rx->src, now);
     if (pf != NULL && (int32_t)(pf->blocked_until - now) > 0) {
-        return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_BUSY, pf->blocked_until - now, ESPNOW_SEC_DROP_RATE_LIMITED);
+        return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_BUSY, pf->blocked_until - now);
     }
     if (suite != 1) {
-        return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_UNSUPPORTED, 0, ESPNOW_SEC_DROP_MALFORMED);
+        return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_UNSUPPORTED, 0);
     }
     espnow_sec_v2_rsess_t *s = session_find(node, rx->src);
     if (s != NULL && s->sid == sid) {
@@ -314,11 +320,11 @@ espnow_sec_drop_reason_t espnow_sec_v2r_on_hs1(espnow_sec_node_t *node, const es
     uint32_t wait = 0;
     s = session_slot(node, now, &wait);
     if (s == NULL) {
-        return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_BUSY, wait, ESPNOW_SEC_DROP_RATE_LIMITED);
+        return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_BUSY, wait);
     }
     if (!espnow_sec_bucket_take(&rs->guess, ESPNOW_SEC_POP_BURST, ESPNOW_SEC_POP_REFILL_MS, now)) {
         wait = espnow_sec_bucket_wait(&rs->guess, ESPNOW_SEC_POP_BURST, ESPNOW_SEC_POP_REFILL_MS, now);
-        return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_BUSY, wait, ESPNOW_SEC_DROP_RATE_LIMITED);
+        return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_BUSY, wait);
     }
     uint8_t e_priv[ESPNOW_SEC_X25519_LEN];
     uint8_t dh[ESPNOW_SEC_X25519_LEN];
@@ -332,7 +338,7 @@ espnow_sec_drop_reason_t espnow_sec_v2r_on_hs1(espnow_sec_node_t *node, const es
     espnow_sec_memzero(e_priv, sizeof(e_priv));
     if (err != ESP_OK) {
         wipe_session(s);
-        return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_BAD_KEY, 0, ESPNOW_SEC_DROP_MALFORMED);
+        return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_BAD_KEY, 0);
     }
     memcpy(s->hs1, rx->data, ESPNOW_SEC_V2_HS1_LEN);
     err = espnow_sec_ks_th2(rx->src, node->self, s->hs1, s->hs2, s->th2);
@@ -361,10 +367,10 @@ espnow_sec_drop_reason_t espnow_sec_v2r_on_hs3(espnow_sec_node_t *node, const es
     if (s == NULL || s->sid != sid) {
         espnow_sec_popfail_t *pf = popfail_find(node, rx->src, now);
         if (pf != NULL && pf->last_failed_sid == sid) {
-            return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_POP_MISMATCH, 0, ESPNOW_SEC_DROP_STATE);
+            return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_POP_MISMATCH, 0);
         }
         if (!rs->provisioned) {
-            return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_NO_SESSION, 0, ESPNOW_SEC_DROP_STATE);
+            return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_NO_SESSION, 0);
         }
         return ESPNOW_SEC_DROP_STATE;
     }
@@ -379,8 +385,7 @@ espnow_sec_drop_reason_t espnow_sec_v2r_on_hs3(espnow_sec_node_t *node, const es
         /* One wrong guess: back off this MAC, tell the initiator, keep nothing (§11.2). */
         popfail_record(node, rx->src, sid, now);
         fail_session(node, s, ESPNOW_SEC_FAIL_POP_MISMATCH);
-        (void)hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_POP_MISMATCH, 0, ESPNOW_SEC_DROP_AUTH);
-        return ESPNOW_SEC_DROP_AUTH;
+        return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_POP_MISMATCH, 0);
     }
     espnow_sec_bucket_refund(&rs->guess, ESPNOW_SEC_POP_BURST);
     espnow_sec_popfail_t *pf = popfail_find(node, rx->src, now);

@@ -398,8 +398,11 @@ static void v2_on_frame(espnow_sec_node_t *node, const uint8_t src[ESPNOW_SEC_AD
         return;
     }
     if (cls != ESPNOW_SEC_CLASS_V2) {
-        if (cls == ESPNOW_SEC_CLASS_V2_UNKNOWN) {
-            espnow_sec_log(node, ESPNOW_SEC_LOG_DEBUG, "unknown v2 revision %u", len > 1 ? data[1] : 0);
+        if (cls == ESPNOW_SEC_CLASS_V2_UNKNOWN && len > 1) {
+            espnow_sec_log(node, ESPNOW_SEC_LOG_DEBUG, "unknown v2 revision %u", data[1]);
+        } else if (cls == ESPNOW_SEC_CLASS_V2_UNKNOWN) {
+            /* §2.1: a lone 0xCF has no revision byte; "0" would name a revision it does not carry. */
+            espnow_sec_log(node, ESPNOW_SEC_LOG_DEBUG, "unknown v2 revision (none)");
         }
         v2_drop(node, src, -1, ESPNOW_SEC_DROP_FOREIGN,
                 cls == ESPNOW_SEC_CLASS_COMPAT ? "compat frame ignored" : "not a v2 frame");
@@ -451,8 +454,15 @@ void espnow_sec_node_on_frame(espnow_sec_node_t *node, const uint8_t src[ESPNOW_
         reject(node, NULL, ESP_ERR_ESPNOW_SEC_MALFORMED, "no data");
         return;
     }
-    if (espnow_sec_classify(data, len) == ESPNOW_SEC_CLASS_V2) {
+    espnow_sec_frame_class_t cls = espnow_sec_classify(data, len);
+    if (cls == ESPNOW_SEC_CLASS_V2) {
         reject(node, NULL, ESP_ERR_NOT_SUPPORTED, "v2 frame ignored");
+        return;
+    }
+    if (cls == ESPNOW_SEC_CLASS_V2_UNKNOWN || cls == ESPNOW_SEC_CLASS_OTHER) {
+        /* §2.1, compat column: CF with another or no revision byte, and anything that is not a
+         * compat version-2 byte 0, are FOREIGN, whatever their length (not MALFORMED). */
+        reject(node, NULL, ESP_ERR_NOT_SUPPORTED, "not a compat frame");
         return;
     }
     espnow_sec_rx_t rx = {.rssi = rssi, .channel = channel};
@@ -541,11 +551,22 @@ static bool v2_initiator(const espnow_sec_node_t *node)
     return node->protocol == ESPNOW_SEC_PROTOCOL_V2 && node->role == ESPNOW_SEC_ROLE_INITIATOR;
 }
 
+/* One rule for both protocols: 0 means the Kconfig scan duration; anything else is clamped
+ * to the Kconfig range (100..60000 ms) so a deadline can never wrap. */
+static uint32_t scan_duration(uint32_t scan_ms)
+{
+    if (scan_ms == 0) {
+        return ESPNOW_SEC_SCAN_DURATION_MS;
+    }
+    return scan_ms < 100 ? 100 : scan_ms > 60000 ? 60000 : scan_ms;
+}
+
 esp_err_t espnow_sec_node_provision(espnow_sec_node_t *node, uint32_t scan_ms)
 {
     if (node == NULL || node->env == NULL) {
         return ESP_ERR_INVALID_ARG;
     }
+    scan_ms = scan_duration(scan_ms);
     if (node->protocol == ESPNOW_SEC_PROTOCOL_V2) {
         return v2_initiator(node) ? espnow_sec_v2i_provision(node, scan_ms) : ESP_ERR_INVALID_STATE;
     }
@@ -562,7 +583,8 @@ esp_err_t espnow_sec_node_add_devices(espnow_sec_node_t *node, uint32_t scan_ms)
     }
     /* A v2 provisioning run already touches only newcomers (§9.5): members answer
      * PROVISIONED_BY_YOU with the current epoch and are left alone. */
-    return v2_initiator(node) ? espnow_sec_v2i_provision(node, scan_ms) : ESP_ERR_INVALID_STATE;
+    return v2_initiator(node) ? espnow_sec_v2i_provision(node, scan_duration(scan_ms))
+                              : ESP_ERR_INVALID_STATE;
 }
 
 esp_err_t espnow_sec_node_rekey(espnow_sec_node_t *node)
@@ -598,8 +620,8 @@ void espnow_sec_node_get_status(const espnow_sec_node_t *node, espnow_sec_status
     out->secured = espnow_sec_node_is_secured(node);
     out->rx_frames = node->stats.rx_frames;
     out->tx_frames = node->stats.tx_frames;
+    out->rx_delivered = node->stats.rx_delivered;
     if (node->protocol != ESPNOW_SEC_PROTOCOL_V2) {
-        out->rx_delivered = node->stats.rx_plaintext - node->stats.rx_plaintext_dropped; /* plaintext only */
         out->drops[ESPNOW_SEC_DROP_MALFORMED] = node->stats.rx_malformed;
         out->drops[ESPNOW_SEC_DROP_FOREIGN] = node->stats.rx_foreign;
         out->drops[ESPNOW_SEC_DROP_AUTH] = node->stats.rx_auth_fail;
@@ -615,7 +637,6 @@ void espnow_sec_node_get_status(const espnow_sec_node_t *node, espnow_sec_status
     out->previous_epoch = ep->prev.epoch;
     out->tx_counter = node->v2.next;
     out->counter_reserved = node->v2.reserved;
-    out->rx_delivered = node->v2.rx_delivered;
     memcpy(out->drops, node->v2.drops, sizeof(out->drops));
     out->peers = node->role == ESPNOW_SEC_ROLE_INITIATOR ? espnow_sec_v2i_active_devices(node)
                                                          : espnow_sec_rp_synced(&ep->t_cur);

@@ -89,6 +89,7 @@ typedef struct {
     uint32_t rx_duplicate;      /**< dropped by the dedupe cache */
     uint32_t rx_plaintext;      /**< plaintext data frames received */
     uint32_t rx_plaintext_dropped; /**< plaintext data dropped because this node is secured */
+    uint32_t rx_delivered;      /**< data frames handed to the app (either protocol) */
     uint32_t rx_foreign;        /**< not ours: other protocol version, wrong channel, ... */
     uint32_t tx_frames;
     uint32_t tx_retransmits;    /**< handshake messages sent again after a timeout */

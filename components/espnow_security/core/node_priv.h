@@ -193,7 +193,6 @@ typedef struct {
     espnow_sec_bucket_t reply_lim;
     espnow_sec_defer_t defer[ESPNOW_SEC_V2_DEFER_MAX];
     uint32_t drops[ESPNOW_SEC_DROP_COUNT];
-    uint32_t rx_delivered;
 } espnow_sec_v2_t;
 
 typedef enum {

@@ -261,7 +261,7 @@ static esp_err_t on_cmd0(espnow_sec_node_t *node, const uint8_t src[ESPNOW_SEC_A
 static esp_err_t on_cmd1(espnow_sec_node_t *node, const uint8_t src[ESPNOW_SEC_ADDR_LEN], const espnow_sec_sec1_t *m)
 {
     espnow_sec_rsession_t *s = find(node, src);
-    if (s != NULL && memcmp(s->cmd1_verify, m->verify, sizeof(s->cmd1_verify)) == 0) {
+    if (s != NULL && espnow_sec_ct_equal(s->cmd1_verify, m->verify, sizeof(s->cmd1_verify))) {
         reply(node, s->peer, s->resp1, s->resp1_len); /* our Resp1 was lost */
         return ESP_OK;
     }
@@ -319,7 +319,7 @@ static esp_err_t on_cmd1(espnow_sec_node_t *node, const uint8_t src[ESPNOW_SEC_A
 static esp_err_t on_key(espnow_sec_node_t *node, espnow_sec_rsession_t *s, const espnow_sec_record_t *r)
 {
     if (s->state == ESPNOW_SEC_RS_DONE) {
-        if (memcmp(s->key_ct, r->data, sizeof(s->key_ct)) == 0) {
+        if (espnow_sec_ct_equal(s->key_ct, r->data, sizeof(s->key_ct))) {
             /* Our KEY_RESP was lost: answer again instead of going silent (§6.2 item 1). */
             reply(node, s->peer, s->key_resp, sizeof(s->key_resp));
             return ESP_OK;

@@ -6,11 +6,12 @@
  * session key. From then on data frames are AES-CCM protected.
  *
  * Two wire protocols (CONFIG_ESPNOW_SEC_PROTOCOL, or espnow_sec_config_t.protocol):
- *   v2 (default, docs/PROTOCOL.md): key confirmation both ways, confirmed key delivery,
+ *   v2 (docs/PROTOCOL.md): key confirmation both ways, confirmed key delivery,
  *      authenticated headers, 8-byte tags, replay protection, key epochs (re-key, add,
  *      remove). espnow_sec_rekey(), espnow_sec_add_devices() and
  *      espnow_sec_remove_device() exist only under v2.
- *   compat: byte-compatible with Espressif esp-now 2.x security (protocomm security1).
+ *   compat (the default for now): byte-compatible with Espressif esp-now 2.x security
+ *      (protocomm security1).
  * A node speaks one protocol; frames of the other are ignored and counted.
  *
  * Threading: every function here may be called from any task/thread. Callbacks
@@ -59,12 +60,13 @@ extern "C" {
 #define ESPNOW_SEC_MAX_PAYLOAD_COMPAT 218
 /** Largest app payload under v2 in an ESP-NOW v1 frame: 250 - 12 (header) - 8 (tag). */
 #define ESPNOW_SEC_MAX_PAYLOAD_V2 230
-/** Largest app payload under v2 with CONFIG_ESPNOW_SEC_V2_LONG_FRAMES (1470-byte frames). */
+/** Largest app payload under v2 in a 1470-byte ESP-NOW v2 frame (not offered yet: the ports
+    carry 250-byte frames). */
 #define ESPNOW_SEC_MAX_PAYLOAD_V2_LONG 1450
 
 /** Wire protocol of a node. */
 typedef enum {
-    ESPNOW_SEC_PROTOCOL_DEFAULT = 0, /**< the CONFIG_ESPNOW_SEC_PROTOCOL choice (v2 unless changed) */
+    ESPNOW_SEC_PROTOCOL_DEFAULT = 0, /**< the CONFIG_ESPNOW_SEC_PROTOCOL choice (compat unless changed) */
     ESPNOW_SEC_PROTOCOL_COMPAT = 1,  /**< esp-now 2.x security, for deployed esp-now devices */
     ESPNOW_SEC_PROTOCOL_V2 = 2,      /**< docs/PROTOCOL.md */
 } espnow_sec_protocol_t;
@@ -218,16 +220,22 @@ typedef struct {
  */
 esp_err_t espnow_sec_start(const espnow_sec_config_t *cfg);
 
-/** @brief Stop the core task and release the radio; keys in RAM are wiped. */
+/**
+ * @brief  Stop the core task and release the radio; keys in RAM are wiped, the stored key
+ *         is kept.
+ * @return ESP_OK; ESP_ERR_INVALID_STATE (not started: nothing to stop).
+ */
 esp_err_t espnow_sec_stop(void);
 
 /**
  * @brief  Initiator: scan for responders for `scan_ms`, then secure every one found.
  *
- * Returns at once; progress arrives as SCAN_DONE, PEER_SECURED/PEER_FAILED and
- * finally PROVISION_DONE events.
+ * `scan_ms` 0 means CONFIG_ESPNOW_SEC_SCAN_DURATION_MS; other values are clamped to
+ * 100..60000 ms. Returns at once; progress arrives as SCAN_DONE, PEER_SECURED/PEER_FAILED
+ * and finally PROVISION_DONE events.
  *
- * @return ESP_OK; ESP_ERR_INVALID_STATE (not an initiator, not started, or a run is active).
+ * @return ESP_OK; ESP_ERR_INVALID_STATE (not an initiator, not started, a run is active, or
+ *         under v2 the initiator has no group key yet: check the key store).
  */
 esp_err_t espnow_sec_provision(uint32_t scan_ms);
 

@@ -47,9 +47,6 @@ static const char *TAG = "espnow_sec";
 #define EVENT_RING (CONFIG_ESPNOW_SEC_MAX_RESPONDERS + 8)
 /** One received frame yields at most one delivery, handed out before the next is processed. */
 #define DELIVERY_RING 4
-/** espnow_sec_provision(scan_ms): the Kconfig range of CONFIG_ESPNOW_SEC_SCAN_DURATION_MS. */
-#define SCAN_MS_MIN 100
-#define SCAN_MS_MAX 60000
 
 _Static_assert(ESPNOW_SEC_POP_MAX_LEN == ESPNOW_SEC_POP_MAX, "one PoP limit (espnow_sec_limits.h)");
 
@@ -533,10 +530,7 @@ esp_err_t espnow_sec_provision(uint32_t scan_ms)
     if (atomic_load(&s.state) != RUNNING) {
         return ESP_ERR_INVALID_STATE;
     }
-    if (scan_ms != 0) { /* 0 = the Kconfig default */
-        scan_ms = scan_ms < SCAN_MS_MIN ? SCAN_MS_MIN : scan_ms > SCAN_MS_MAX ? SCAN_MS_MAX : scan_ms;
-    }
-    esp_err_t err = ESP_ERR_INVALID_STATE;
+    esp_err_t err = ESP_ERR_INVALID_STATE; /* scan_ms: 0 = Kconfig default, clamped by the node */
     espnow_sec_port_mutex_lock(s.lock);
     if (s.node) {
         err = espnow_sec_node_provision(s.node, scan_ms);
