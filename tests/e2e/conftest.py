@@ -1,9 +1,9 @@
 """End-to-end fixtures: the node binaries to test and a way to run ``espnow-sec-net``.
 
 ``node_bin`` runs every test twice: with the real host build (``ESPNOW_E2E_NODE_BIN`` or
-build/host/default/espnow_node.elf; skipped, saying how to build it, only when it is missing)
-and with ``fake_node.py``, a toy node that keeps the runner and the air covered without the C
-build.
+build/host/compat/espnow_node.elf, the compat protocol; skipped, saying how to build it, only
+when it is missing) and with ``fake_node.py``, a toy node that keeps the runner and the air
+covered without the C build.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from espnow_sec.runner import logs
 REPO = Path(__file__).resolve().parents[2]
 # ESPNOW_E2E_NODE_BIN points these tests at another build of the node (e.g. a sanitizer build).
 HOST_NODE = Path(
-    os.environ.get("ESPNOW_E2E_NODE_BIN") or REPO / "build" / "host" / "default" / "espnow_node.elf"
+    os.environ.get("ESPNOW_E2E_NODE_BIN") or REPO / "build" / "host" / "compat" / "espnow_node.elf"
 )
 FAKE_NODE = Path(__file__).with_name("fake_node.py")
 

@@ -52,7 +52,7 @@ from espnow_sec.runner.procs import Event as ProcEvent
 
 REPO = Path(__file__).resolve().parents[2]
 HOST_NODE = Path(
-    os.environ.get("ESPNOW_E2E_NODE_BIN") or REPO / "build" / "host" / "default" / "espnow_node.elf"
+    os.environ.get("ESPNOW_E2E_NODE_BIN") or REPO / "build" / "host" / "compat" / "espnow_node.elf"
 )
 
 POP = "espnow_pop"

@@ -55,7 +55,7 @@ from espnow_sec.protocol.session import Cmd0, Cmd1, Resp0, Resp1, decode_session
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_BIN = Path(
-    os.environ.get("ESPNOW_E2E_NODE_BIN") or REPO / "build" / "host" / "default" / "espnow_node.elf"
+    os.environ.get("ESPNOW_E2E_NODE_BIN") or REPO / "build" / "host" / "compat" / "espnow_node.elf"
 )
 POP = b"espnow_pop"
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
