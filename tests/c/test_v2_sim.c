@@ -423,6 +423,212 @@ static void test_responder_store_fails(void)
     sim_free(sim);
 }
 
+/* Two members secured at different times (the first one announced before the second held the
+   key): the second one's announcement and the first one's answer carry each other's challenge
+   (§8.4 step 2), so once the join SYNCs settled the first frame each way is delivered. */
+static void test_members_secured_at_different_times(void)
+{
+    sim_t *sim = net(1, 11);
+    provision(sim);
+    settle(sim);
+    int late = sim_add(sim, 11);
+    CHECK_EQ(sim_start(sim, late, ESPNOW_SEC_ROLE_RESPONDER, POP), ESP_OK);
+    int sync1 = sim->nodes[1].sent[SIM_K_V2_SYNC];
+    CHECK_EQ(espnow_sec_node_add_devices(sim->nodes[0].node, 1000), ESP_OK);
+    sim->nodes[0].n_events = 0;
+    sim_run(sim, 30000, sim_provision_done);
+    CHECK(espnow_sec_node_is_secured(sim->nodes[late].node));
+    settle(sim);
+    /* one exchange, no retry: the early member's answer already carried its own challenge */
+    CHECK_EQ(sim->nodes[1].sent[SIM_K_V2_SYNC] - sync1, 1);
+    espnow_sec_status_t a0 = status(sim, 1), b0 = status(sim, late);
+    int na = rx_count(sim, 1), nb = rx_count(sim, late);
+    CHECK_EQ(espnow_sec_node_send(sim->nodes[1].node, sim->nodes[late].mac, (const uint8_t *)"early->late", 11),
+             ESP_OK);
+    sim_flush(sim);
+    CHECK_EQ(rx_count(sim, late), nb + 1);
+    if (rx_count(sim, late) == nb + 1) {
+        CHECK_MEM(sim->nodes[late].rx[nb].data, "early->late", 11);
+    }
+    CHECK_EQ(espnow_sec_node_send(sim->nodes[late].node, NULL, (const uint8_t *)"late->all", 9), ESP_OK);
+    sim_flush(sim);
+    CHECK_EQ(rx_count(sim, 1), na + 1);
+    CHECK_EQ(status(sim, 1).drops[ESPNOW_SEC_DROP_UNSYNCED], a0.drops[ESPNOW_SEC_DROP_UNSYNCED]);
+    CHECK_EQ(status(sim, late).drops[ESPNOW_SEC_DROP_UNSYNCED], b0.drops[ESPNOW_SEC_DROP_UNSYNCED]);
+    sim_free(sim);
+}
+
+/* ---- §6.1 re-pair: the old pairing stays until the new one is confirmed ---- */
+
+static espnow_sec_v2_dev_rec_t ini_dev(sim_t *sim)
+{
+    espnow_sec_v2_dev_rec_t d = {0};
+    size_t len = 0;
+    const uint8_t *b = sim_record(&sim->nodes[0], "v2_dev00", &len);
+    CHECK(b != NULL && len == ESPNOW_SEC_V2_DEV_LEN);
+    if (b != NULL && len == ESPNOW_SEC_V2_DEV_LEN) {
+        CHECK_EQ(espnow_sec_v2_dev_decode(b, len, &d), ESP_OK);
+    }
+    return d;
+}
+
+static espnow_sec_v2_resp_rec_t resp_rec(sim_t *sim, int i)
+{
+    espnow_sec_v2_resp_rec_t r = {0};
+    size_t len = 0;
+    const uint8_t *b = sim_record(&sim->nodes[i], "v2_resp", &len);
+    CHECK(b != NULL && len == ESPNOW_SEC_V2_RESP_LEN);
+    if (b != NULL && len == ESPNOW_SEC_V2_RESP_LEN) {
+        CHECK_EQ(espnow_sec_v2_resp_decode(b, len, &r), ESP_OK);
+    }
+    return r;
+}
+
+static bool all_zero(const uint8_t *b, size_t n)
+{
+    uint8_t acc = 0;
+    for (size_t k = 0; k < n; k++) {
+        acc |= b[k];
+    }
+    return acc == 0;
+}
+
+/* Provision one responder, then open its re-pair window as a CTRL RESET would (§5.3: RAM only;
+ * the C initiator has no RESET call). Returns the k_dev of the first pairing in old_k. */
+static sim_t *repair_setup(uint64_t seed, uint8_t old_k[32])
+{
+    sim_t *sim = net(1, seed);
+    provision(sim);
+    settle(sim);
+    espnow_sec_v2_resp_rec_t r = resp_rec(sim, 1);
+    memcpy(old_k, r.k_dev, 32);
+    CHECK_MEM(ini_dev(sim).k_dev, old_k, 32);
+    espnow_sec_node_t *n = sim->nodes[1].node;
+    n->u.v2r.repair_open = true;
+    n->u.v2r.repair_until = espnow_sec_now(n) + ESPNOW_SEC_REPAIR_WINDOW_S * 1000u;
+    sim->nodes[0].n_events = 0;
+    return sim;
+}
+
+/* A re-key reaches the device, and it reads the initiator's data under the new epoch. */
+static void rekey_reaches(sim_t *sim, uint16_t epoch)
+{
+    sim->nodes[0].n_events = 0;
+    CHECK_EQ(espnow_sec_node_rekey(sim->nodes[0].node), ESP_OK);
+    sim_run(sim, 15000, NULL);
+    const espnow_sec_event_t *r = sim_find_event(&sim->nodes[0], ESPNOW_SEC_EVENT_REKEY_DONE, 0);
+    CHECK(r != NULL && r->data.rekey.epoch == epoch && r->data.rekey.acked == 1 && r->data.rekey.stragglers == 0);
+    CHECK_EQ(status(sim, 1).epoch, epoch);
+    settle(sim);
+    int n = rx_count(sim, 1);
+    CHECK_EQ(espnow_sec_node_send(sim->nodes[0].node, NULL, (const uint8_t *)"after", 5), ESP_OK);
+    sim_flush(sim);
+    CHECK_EQ(rx_count(sim, 1), n + 1);
+}
+
+static void test_repair_retries_complete_it(void)
+{
+    const sim_kind_t lost[2] = {SIM_K_V2_CTRL, SIM_K_V2_CTRL_ACK};
+    for (int k = 0; k < 2; k++) {
+        uint8_t old_k[32];
+        sim_t *sim = repair_setup(11 + k, old_k);
+        s_drop_kind = lost[k];
+        s_drop_kind_left = 2;
+        sim->filter = drop_kind;
+        provision(sim);
+        CHECK_EQ(s_drop_kind_left, 0);
+        const espnow_sec_event_t *d = done_event(sim);
+        CHECK(d != NULL && d->data.done.succeeded == 1 && d->data.done.unfinished == 0);
+        CHECK_EQ(sim_count_events(&sim->nodes[0], ESPNOW_SEC_EVENT_PEER_SECURED), 1);
+        espnow_sec_v2_dev_rec_t dev = ini_dev(sim);
+        espnow_sec_v2_resp_rec_t r = resp_rec(sim, 1);
+        CHECK(memcmp(r.k_dev, old_k, 32) != 0); /* the new pairing is in use on both sides */
+        CHECK_MEM(dev.k_dev, r.k_dev, 32);
+        CHECK(all_zero(dev.k_dev_pending, 32));
+        CHECK_EQ(dev.state, ESPNOW_SEC_DEV_ACTIVE);
+        CHECK_EQ(status(sim, 0).epoch, 1); /* a re-pair is not a rejoin: nobody is re-keyed */
+        CHECK_EQ(status(sim, 1).epoch, 1);
+        sim->filter = NULL;
+        rekey_reaches(sim, 2);
+        sim_free(sim);
+    }
+}
+
+static void test_repair_key_lost(void)
+{
+    uint8_t old_k[32];
+    sim_t *sim = repair_setup(13, old_k);
+    s_drop_kind = SIM_K_V2_CTRL;
+    s_drop_kind_left = 1000; /* every KEY of the re-pair */
+    sim->filter = drop_kind;
+    provision(sim);
+    s_drop_kind_left = 0;
+    sim->filter = NULL;
+    const espnow_sec_event_t *d = done_event(sim);
+    CHECK(d != NULL && d->data.done.succeeded == 0 && d->data.done.unfinished == 1);
+    const espnow_sec_event_t *f = sim_find_event(&sim->nodes[0], ESPNOW_SEC_EVENT_PEER_FAILED, 0);
+    CHECK(f != NULL && f->data.peer.reason == ESPNOW_SEC_FAIL_TIMEOUT);
+    /* the responder still holds the old pairing, and so does the initiator's record */
+    CHECK_MEM(resp_rec(sim, 1).k_dev, old_k, 32);
+    espnow_sec_v2_dev_rec_t dev = ini_dev(sim);
+    CHECK_MEM(dev.k_dev, old_k, 32);
+    CHECK(!all_zero(dev.k_dev_pending, 32) && memcmp(dev.k_dev_pending, old_k, 32) != 0);
+    CHECK_EQ(dev.state, ESPNOW_SEC_DEV_ACTIVE);
+    /* a later re-key reaches it under the old pairing */
+    rekey_reaches(sim, 2);
+    /* the next scan after the window closed recognises the old pairing and drops the pending key */
+    sim_run(sim, (ESPNOW_SEC_REPAIR_WINDOW_S + 1) * 1000u, NULL);
+    sim->nodes[0].n_events = 0;
+    provision(sim);
+    d = done_event(sim);
+    CHECK(d != NULL && d->data.done.succeeded == 1 && d->data.done.unfinished == 0);
+    dev = ini_dev(sim);
+    CHECK_MEM(dev.k_dev, old_k, 32);
+    CHECK(all_zero(dev.k_dev_pending, 32));
+    CHECK_EQ(dev.state, ESPNOW_SEC_DEV_ACTIVE);
+    CHECK_EQ(status(sim, 1).epoch, 2);
+    rekey_reaches(sim, 3);
+    sim_free(sim);
+}
+
+static void test_repair_ack_lost(void)
+{
+    uint8_t old_k[32];
+    sim_t *sim = repair_setup(14, old_k);
+    s_drop_kind = SIM_K_V2_CTRL_ACK;
+    s_drop_kind_left = 1000; /* every answer to the re-pair's KEY */
+    sim->filter = drop_kind;
+    provision(sim);
+    s_drop_kind_left = 0;
+    sim->filter = NULL;
+    const espnow_sec_event_t *d = done_event(sim);
+    CHECK(d != NULL && d->data.done.succeeded == 0 && d->data.done.unfinished == 1);
+    /* the responder installed the new pairing; the initiator keeps both keys */
+    espnow_sec_v2_resp_rec_t r = resp_rec(sim, 1);
+    CHECK(memcmp(r.k_dev, old_k, 32) != 0);
+    espnow_sec_v2_dev_rec_t dev = ini_dev(sim);
+    CHECK_MEM(dev.k_dev, old_k, 32);
+    CHECK_MEM(dev.k_dev_pending, r.k_dev, 32);
+    CHECK_EQ(dev.state, ESPNOW_SEC_DEV_ACTIVE);
+    /* the next scan: pair_id matches the pending key, KEY under it, promoted on the ACK */
+    sim->nodes[0].n_events = 0;
+    provision(sim);
+    d = done_event(sim);
+    CHECK(d != NULL && d->data.done.succeeded == 1 && d->data.done.unfinished == 0);
+    dev = ini_dev(sim);
+    CHECK_MEM(dev.k_dev, r.k_dev, 32);
+    CHECK(all_zero(dev.k_dev_pending, 32));
+    CHECK_EQ(dev.state, ESPNOW_SEC_DEV_ACTIVE);
+    rekey_reaches(sim, 2);
+    /* and a remove reaches it: UNPROVISION under the key it holds */
+    CHECK_EQ(espnow_sec_node_remove_device(sim->nodes[0].node, sim->nodes[1].mac), ESP_OK);
+    sim_run(sim, 15000, NULL);
+    CHECK_EQ(sim_count_events(&sim->nodes[1], ESPNOW_SEC_EVENT_UNPROVISIONED), 1);
+    const espnow_sec_event_t *rm = sim_find_event(&sim->nodes[0], ESPNOW_SEC_EVENT_DEVICE_REMOVED, 0);
+    CHECK(rm != NULL && rm->data.peer.reason == ESPNOW_SEC_FAIL_NONE);
+    sim_free(sim);
+}
+
 int main(void)
 {
     espnow_sec_crypto_init();
@@ -436,5 +642,9 @@ int main(void)
     RUN(test_counter_never_reused);
     RUN(test_rekey_remove_add);
     RUN(test_responder_store_fails);
+    RUN(test_repair_retries_complete_it);
+    RUN(test_repair_key_lost);
+    RUN(test_repair_ack_lost);
+    RUN(test_members_secured_at_different_times);
     HARNESS_END();
 }

@@ -23,7 +23,7 @@ from espnow_sec.protocol.v2.constants import FrameType
 from espnow_sec.protocol.v2.errors import TooLong, WrongState
 from espnow_sec.protocol.v2.sim import Air
 
-from conftest import seeded_rng  # isort: skip
+from reference_support import seeded_rng  # isort: skip
 
 I_MAC = bytes.fromhex("020000000001")
 POP = b"correct horse battery"
@@ -175,6 +175,25 @@ def test_newcomer_added_without_rekeying_others() -> None:
     assert of(air, rs[0].mac, DataReceived)[-1].data == b"second"
 
 
+def test_members_secured_at_different_times_deliver_the_first_frame() -> None:
+    """§8.4 step 2: the early member's answer to the late member's announcement carries its own
+    challenge, so one exchange gives both a window; the first frame each way is delivered."""
+    air, ini, rs = _secured_network(1)  # the early member announced before the late one had a key
+    early = rs[0]
+    late = air.add(Responder(V2Config(r_mac(9), pop=POP), seeded_rng(99)))
+    assert isinstance(late, Responder)
+    tx_sync = early.stats["tx_sync"]
+    provision(air, ini)
+    assert late.provisioned
+    air.run(air.now + 6000)  # join SYNCs settle
+    assert early.stats["tx_sync"] == tx_sync + 1  # one answer, no retry needed
+    air.send(early.mac, early.send_data(b"early->late", late.mac))
+    assert of(air, late.mac, DataReceived)[-1].data == b"early->late"
+    air.send(late.mac, late.send_data(b"late->all"))
+    assert of(air, early.mac, DataReceived)[-1].data == b"late->all"
+    assert early.stats["drop_unsynced"] == 0 and late.stats["drop_unsynced"] == 0
+
+
 @pytest.mark.parametrize("honest", [True, False])
 def test_removed_device_cannot_decrypt_new_epoch(honest: bool) -> None:
     air, ini, rs = _secured_network(3)
@@ -252,3 +271,42 @@ def test_sender_rebooted_1000_times_never_reuses_a_nonce() -> None:
             assert bytes(nonce[0] + nonce[1]) not in nonces
             nonces.add(bytes(nonce[0] + nonce[1]))
     assert len(nonces) == sum(b % 3 for b in range(1000))
+
+
+@pytest.mark.parametrize("lost", [FrameType.CTRL, FrameType.CTRL_ACK])
+def test_repair_with_lost_confirmation_keeps_the_device(lost: FrameType) -> None:
+    """§6.1 re-pair: the new k_dev waits in k_dev_pending until the CTRL_ACK; a KEY or CTRL_ACK
+    lost for good leaves the device reachable under the pairing it really holds."""
+    dropping = [False]
+
+    def drop(src: bytes, dst: bytes, frame: bytes) -> bool:
+        return dropping[0] and is_type(frame, lost)
+
+    air, ini, rs = network(1, drop=drop)
+    provision(air, ini)
+    r = rs[0]
+    assert r.pairing is not None
+    old = r.pairing.k_dev
+    assert ini.devices[r.mac].rec.k_dev == old
+    air.send(ini.mac, ini.reset(r.mac))
+    air.run(air.now + 1000)
+    dropping[0] = True
+    provision(air, ini)
+    dropping[0] = False
+    assert [e.reason for e in of(air, I_MAC, PeerFailed)] == ["timeout"]
+    rec = ini.devices[r.mac].rec
+    assert rec.k_dev == old and any(rec.k_dev_pending) and rec.state.name == "ACTIVE"
+    if lost is FrameType.CTRL_ACK:
+        assert r.pairing.k_dev == rec.k_dev_pending  # installed the new pairing
+    else:
+        assert r.pairing.k_dev == old
+        air.run(air.now + 121_000)  # the re-pair window closes
+    provision(air, ini)  # the next scan resolves the unfinished record
+    rec = ini.devices[r.mac].rec
+    assert rec.k_dev == r.pairing.k_dev and not any(rec.k_dev_pending)
+    assert rec.state.name == "ACTIVE"
+    air.send(ini.mac, ini.rekey(air.now))
+    air.run(air.now + 15_000)
+    done = of(air, I_MAC, RekeyDone)
+    assert done and done[-1].acked == (r.mac,) and not done[-1].stragglers
+    assert r.epochs.epoch == 2

@@ -14,7 +14,7 @@ from espnow_sec.vectors.check import check
 from espnow_sec.vectors.generate import dumps
 from espnow_sec.vectors.generate_v2 import build
 
-from conftest import VECTORS  # isort: skip
+from reference_support import VECTORS  # isort: skip
 
 
 @pytest.fixture(scope="module")

@@ -74,6 +74,16 @@ static espnow_sec_v2_dev_t *dev_find(espnow_sec_node_t *node, const uint8_t mac[
     return NULL;
 }
 
+/* A re-pair left a new key waiting for its confirmation (§6.1, §12: zeros = none). */
+static bool has_pending(const espnow_sec_v2_dev_t *d)
+{
+    uint8_t acc = 0;
+    for (size_t k = 0; k < sizeof(d->rec.k_dev_pending); k++) {
+        acc |= d->rec.k_dev_pending[k];
+    }
+    return acc != 0;
+}
+
 uint32_t espnow_sec_v2i_active_devices(const espnow_sec_node_t *node)
 {
     uint32_t n = 0;
@@ -202,19 +212,24 @@ static esp_err_t ctl_send(espnow_sec_node_t *node, size_t i, uint8_t kind, const
     espnow_sec_crypto_ccm_key_destroy(&k);
     if (err != ESP_OK) {
         d->ctl = ESPNOW_SEC_CTL_NONE;
+        d->ctl_pending = false;
         return err;
     }
     d->ctl = kind;
+    d->ctl_pending = k_dev == d->rec.k_dev_pending;
     d->tx_len = (uint8_t)n;
     arm(&d->tries, &d->timeout, &d->deadline, espnow_sec_now(node));
     (void)espnow_sec_v2_send_raw(node, d->rec.mac, d->tx, n);
     return ESP_OK;
 }
 
-/* CTRL KEY {flags, epoch, grace, G}; remembers the key_check the ACK must carry. */
-static esp_err_t send_key(espnow_sec_node_t *node, size_t i, uint8_t kind, bool activate, const espnow_sec_gkey_t *g)
+/* CTRL KEY {flags, epoch, grace, G} under k_dev, or under k_dev_pending for a re-pair (§6.1);
+ * remembers the key_check the ACK must carry. */
+static esp_err_t send_key(espnow_sec_node_t *node, size_t i, uint8_t kind, bool activate, const espnow_sec_gkey_t *g,
+                          bool pending)
 {
     espnow_sec_v2_dev_t *d = &INI(node)->devs[i];
+    const uint8_t *k_dev = pending ? d->rec.k_dev_pending : d->rec.k_dev;
     uint8_t pt[ESPNOW_SEC_V2_CTRL_KEY_PT];
     pt[0] = ESPNOW_SEC_V2_OP_KEY;
     pt[1] = activate ? ESPNOW_SEC_V2_KEY_ACTIVATE : 0;
@@ -222,9 +237,9 @@ static esp_err_t send_key(espnow_sec_node_t *node, size_t i, uint8_t kind, bool 
     espnow_sec_put_be16(&pt[4], INI(node)->grace_s);
     memcpy(&pt[6], g->g, ESPNOW_SEC_V2_KEY_LEN);
     d->req_epoch = g->epoch;
-    esp_err_t err = espnow_sec_ks_key_check(d->rec.k_dev, g->epoch, g->g, d->expect_check);
+    esp_err_t err = espnow_sec_ks_key_check(k_dev, g->epoch, g->g, d->expect_check);
     if (err == ESP_OK) {
-        err = ctl_send(node, i, kind, pt, sizeof(pt), d->rec.k_dev);
+        err = ctl_send(node, i, kind, pt, sizeof(pt), k_dev);
     }
     espnow_sec_memzero(pt, sizeof(pt));
     return err;
@@ -304,7 +319,7 @@ static void start_rollout_sends(espnow_sec_node_t *node)
         espnow_sec_v2_dev_t *d = &in->devs[i];
         if (d->rec.state == ESPNOW_SEC_DEV_ACTIVE && d->rec.staged_acked != in->rollout_epoch &&
             d->ctl == ESPNOW_SEC_CTL_NONE) {
-            (void)send_key(node, i, ESPNOW_SEC_CTL_STAGE, false, &node->v2.ep.stg);
+            (void)send_key(node, i, ESPNOW_SEC_CTL_STAGE, false, &node->v2.ep.stg, false);
         }
     }
 }
@@ -459,7 +474,7 @@ void espnow_sec_v2i_heard(espnow_sec_node_t *node, const uint8_t mac[ESPNOW_SEC_
     d->t_straggler = now | 1;
     espnow_sec_log(node, ESPNOW_SEC_LOG_INFO, "straggler " ESPNOW_SEC_MACSTR ": sending epoch %u",
                    ESPNOW_SEC_MAC2STR(mac), node->v2.ep.cur.epoch);
-    (void)send_key(node, i, ESPNOW_SEC_CTL_PUSH, true, &node->v2.ep.cur);
+    (void)send_key(node, i, ESPNOW_SEC_CTL_PUSH, true, &node->v2.ep.cur, false);
 }
 
 /* ---- §3 scan ---- */
@@ -512,15 +527,25 @@ espnow_sec_drop_reason_t espnow_sec_v2i_on_scan_resp(espnow_sec_node_t *node, co
     uint8_t st = b[8];
     bool handshake = st == ESPNOW_SEC_V2_SCAN_UNPROVISIONED || st == ESPNOW_SEC_V2_SCAN_REPAIR_OPEN;
     bool key_only = false;
+    bool via_pending = false;
     if (st == ESPNOW_SEC_V2_SCAN_PROVISIONED_BY_YOU) {
         if (d == NULL) {
             espnow_sec_log(node, ESPNOW_SEC_LOG_WARN,
                            "responder " ESPNOW_SEC_MACSTR " says we provisioned it but we have no record: erase it locally",
                            ESPNOW_SEC_MAC2STR(rx->src));
         } else if (d->rec.state == ESPNOW_SEC_DEV_PENDING_KEY ||
-                   (d->rec.state == ESPNOW_SEC_DEV_ACTIVE && espnow_sec_get_be16(&b[9]) < node->v2.ep.cur.epoch)) {
+                   (d->rec.state == ESPNOW_SEC_DEV_ACTIVE &&
+                    (has_pending(d) || espnow_sec_get_be16(&b[9]) < node->v2.ep.cur.epoch))) {
+            /* An unfinished record (§6.1): pick the stored key whose pair_id matches, k_dev_pending
+             * first. The choice is committed (promote or drop the pending key) only when the
+             * responder's CTRL_ACK under that key authenticates; SCAN_RESP itself is not. */
             uint8_t pid[ESPNOW_SEC_V2_PAIR_ID_LEN];
-            if (espnow_sec_ks_pair_id(d->rec.k_dev, pid) == ESP_OK && espnow_sec_ct_equal(pid, &b[12], sizeof(pid))) {
+            if (has_pending(d) && espnow_sec_ks_pair_id(d->rec.k_dev_pending, pid) == ESP_OK &&
+                espnow_sec_ct_equal(pid, &b[12], sizeof(pid))) {
+                key_only = true;
+                via_pending = true;
+            } else if (espnow_sec_ks_pair_id(d->rec.k_dev, pid) == ESP_OK &&
+                       espnow_sec_ct_equal(pid, &b[12], sizeof(pid))) {
                 key_only = true;
             } else {
                 espnow_sec_log(node, ESPNOW_SEC_LOG_WARN, "responder " ESPNOW_SEC_MACSTR " holds a pairing we do not know",
@@ -550,6 +575,8 @@ espnow_sec_drop_reason_t espnow_sec_v2i_on_scan_resp(espnow_sec_node_t *node, co
     p->sess = NO_INDEX;
     p->dev = NO_INDEX;
     p->via_key = key_only;
+    p->via_pending = via_pending;
+    p->repair = st == ESPNOW_SEC_V2_SCAN_REPAIR_OPEN && d != NULL && d->rec.state != ESPNOW_SEC_DEV_REMOVING;
     return ESPNOW_SEC_V2_ACCEPT;
 }
 
@@ -682,12 +709,22 @@ espnow_sec_drop_reason_t espnow_sec_v2i_on_hs4(espnow_sec_node_t *node, const es
         fail_peer(node, p, ESPNOW_SEC_FAIL_STORE);
         return ESPNOW_SEC_V2_ACCEPT;
     }
+    /* Re-pair (REPAIR_OPEN with a record): the new key waits in k_dev_pending (replacing an
+     * older pending one) and the old k_dev and state stay until the ACK, because the responder
+     * keeps the old pairing until it installs the KEY (§5.3 RESET). Newcomer or rejoin: a fresh
+     * record, wiping whatever the slot held. */
+    bool repair = p->repair && d->rec.state != ESPNOW_SEC_DEV_FREE && d->rec.state != ESPNOW_SEC_DEV_REMOVING;
     espnow_sec_v2_dev_t saved = *d;
-    memset(&d->rec, 0, sizeof(d->rec));
-    memcpy(d->rec.mac, p->mac, ESPNOW_SEC_ADDR_LEN);
-    memcpy(d->rec.k_dev, s->keys.k_dev, sizeof(d->rec.k_dev));
-    d->rec.state = ESPNOW_SEC_DEV_PENDING_KEY;
+    if (repair) {
+        memcpy(d->rec.k_dev_pending, s->keys.k_dev, sizeof(d->rec.k_dev_pending));
+    } else {
+        espnow_sec_memzero(&d->rec, sizeof(d->rec));
+        memcpy(d->rec.mac, p->mac, ESPNOW_SEC_ADDR_LEN);
+        memcpy(d->rec.k_dev, s->keys.k_dev, sizeof(d->rec.k_dev));
+        d->rec.state = ESPNOW_SEC_DEV_PENDING_KEY;
+    }
     d->ctl = ESPNOW_SEC_CTL_NONE;
+    d->ctl_pending = false;
     espnow_sec_memzero(s, sizeof(*s));
     p->sess = NO_INDEX;
     if (dev_save(node, i) != ESP_OK) {
@@ -697,7 +734,7 @@ espnow_sec_drop_reason_t espnow_sec_v2i_on_hs4(espnow_sec_node_t *node, const es
     }
     espnow_sec_memzero(&saved, sizeof(saved));
     const espnow_sec_gkey_t *g = &node->v2.ep.cur;
-    if (known) {
+    if (known && !repair) {
         /* A rejoin (§9.5): it may have lost its counter, so it must never send under an epoch
          * it used before: it gets a fresh epoch, and everyone else is re-keyed to it. */
         if (!in->rollout && rekey_begin(node) != ESP_OK) {
@@ -708,7 +745,7 @@ espnow_sec_drop_reason_t espnow_sec_v2i_on_hs4(espnow_sec_node_t *node, const es
     }
     p->state = ESPNOW_SEC_V2P_W_ACK;
     p->dev = (uint8_t)i;
-    if (send_key(node, i, ESPNOW_SEC_CTL_PROVISION, true, g) != ESP_OK) {
+    if (send_key(node, i, ESPNOW_SEC_CTL_PROVISION, true, g, repair) != ESP_OK) {
         fail_peer(node, p, ESPNOW_SEC_FAIL_CRYPTO);
     }
     return ESPNOW_SEC_V2_ACCEPT;
@@ -753,7 +790,9 @@ static void ctl_done(espnow_sec_node_t *node, size_t i, bool ok, espnow_sec_fail
     espnow_sec_v2_ini_t *in = INI(node);
     espnow_sec_v2_dev_t *d = &in->devs[i];
     uint8_t kind = d->ctl;
+    bool under_pending = d->ctl_pending;
     d->ctl = ESPNOW_SEC_CTL_NONE;
+    d->ctl_pending = false;
     espnow_sec_v2_peer_t *p = peer_find(node, d->rec.mac);
     if (p != NULL && p->state != ESPNOW_SEC_V2P_W_ACK) {
         p = NULL;
@@ -762,6 +801,12 @@ static void ctl_done(espnow_sec_node_t *node, size_t i, bool ok, espnow_sec_fail
     case ESPNOW_SEC_CTL_PROVISION:
     case ESPNOW_SEC_CTL_PUSH:
         if (ok) {
+            /* The responder proved which pairing it holds: the other one is superseded (§6.1
+             * W_ACK re-pair: k_dev := k_dev_pending; unfinished record: keep the matching key). */
+            if (under_pending) {
+                memcpy(d->rec.k_dev, d->rec.k_dev_pending, sizeof(d->rec.k_dev));
+            }
+            espnow_sec_memzero(d->rec.k_dev_pending, sizeof(d->rec.k_dev_pending));
             d->rec.state = ESPNOW_SEC_DEV_ACTIVE;
             d->rec.acked_epoch = d->req_epoch;
             if (in->rollout && d->req_epoch == in->rollout_epoch) {
@@ -776,7 +821,7 @@ static void ctl_done(espnow_sec_node_t *node, size_t i, bool ok, espnow_sec_fail
                 node->stats.hs_secured++;
                 espnow_sec_emit_peer(node, ESPNOW_SEC_EVENT_PEER_SECURED, p->mac, ESPNOW_SEC_FAIL_NONE);
             } else {
-                fail_peer(node, p, why); /* record kept unfinished (PENDING_KEY) */
+                fail_peer(node, p, why); /* record kept unfinished (PENDING_KEY, or k_dev_pending of a re-pair) */
             }
         }
         break;
@@ -812,7 +857,9 @@ espnow_sec_drop_reason_t espnow_sec_v2i_on_ctrl_ack(espnow_sec_node_t *node, con
     uint8_t k_ctl[ESPNOW_SEC_V2_AES_LEN];
     espnow_sec_ccm_key_t k = {0};
     uint8_t pt[ESPNOW_SEC_V2_CTRL_ACK_PT];
-    esp_err_t err = espnow_sec_ks_ctl_key(d->rec.k_dev, node->self, rx->src, k_ctl);
+    /* The answer comes under the key the outstanding request was sealed with (§6.1 re-pair). */
+    const uint8_t *k_dev = d->ctl != ESPNOW_SEC_CTL_NONE && d->ctl_pending ? d->rec.k_dev_pending : d->rec.k_dev;
+    esp_err_t err = espnow_sec_ks_ctl_key(k_dev, node->self, rx->src, k_ctl);
     if (err == ESP_OK) {
         err = espnow_sec_ks_import(&k, k_ctl, ESPNOW_SEC_V2_TAG_CTL);
     }
@@ -882,7 +929,8 @@ uint32_t espnow_sec_v2i_tick(espnow_sec_node_t *node, uint32_t now)
                 if (p->via_key && dev_find(node, p->mac, &di) != NULL && in->devs[di].ctl == ESPNOW_SEC_CTL_NONE) {
                     p->state = ESPNOW_SEC_V2P_W_ACK;
                     p->dev = (uint8_t)di;
-                    if (send_key(node, di, ESPNOW_SEC_CTL_PROVISION, true, &node->v2.ep.cur) != ESP_OK) {
+                    bool pending = p->via_pending && has_pending(&in->devs[di]); /* (not settled meanwhile) */
+                    if (send_key(node, di, ESPNOW_SEC_CTL_PROVISION, true, &node->v2.ep.cur, pending) != ESP_OK) {
                         fail_peer(node, p, ESPNOW_SEC_FAIL_CRYPTO);
                     }
                 } else if (p->via_key) {

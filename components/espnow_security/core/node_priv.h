@@ -212,6 +212,8 @@ typedef struct {
     uint8_t sess;      /**< index into sess[] while W_HS2 / W_HS4 */
     uint8_t dev;       /**< index into devs[] while W_ACK */
     bool via_key;      /**< W_ACK for a KEY without handshake (PROVISIONED_BY_YOU) */
+    bool via_pending;  /**< via_key: SCAN_RESP pair_id matched k_dev_pending, not k_dev (§6.1) */
+    bool repair;       /**< answered REPAIR_OPEN and has a device record: a re-pair (§6.1) */
     uint32_t not_before; /**< FOUND: wait after BUSY / a failed attempt */
 } espnow_sec_v2_peer_t;
 
@@ -244,6 +246,7 @@ typedef enum {
 typedef struct {
     espnow_sec_v2_dev_rec_t rec; /**< rec.state FREE: unused slot */
     uint8_t ctl;                 /**< espnow_sec_ctl_kind_t */
+    bool ctl_pending;            /**< the outstanding CTRL is sealed under rec.k_dev_pending (§6.1 re-pair) */
     uint8_t tries;
     uint8_t tx_len;
     uint16_t req_epoch;

@@ -375,7 +375,8 @@ class Initiator(V2Node):
             self.stats["scan_unknown_provisioned"] += 1
             return []
         r = dev.rec
-        if r.state is not DeviceState.PENDING_KEY and resp.epoch >= self.epochs.epoch:
+        unfinished = r.state is DeviceState.PENDING_KEY or any(r.k_dev_pending)
+        if not unfinished and resp.epoch >= self.epochs.epoch:
             return []
         k = r.k_dev
         if any(r.k_dev_pending) and pair_id(r.k_dev_pending) == resp.pair_id:
@@ -434,6 +435,8 @@ class Initiator(V2Node):
             self._fail(p, "timeout")
 
     def _fail(self, p: Peer, reason: str) -> None:
+        if p.step is Step.FAILED:
+            return  # §6.1 FAILED: anything for this peer is ignored (a W_ACK timeout is seen twice)
         p.step, p.retx, p.keys = Step.FAILED, None, None
         self.stats["hs_failed"] += 1
         self._emit(PeerFailed(p.mac, reason))
