@@ -323,7 +323,7 @@ def test_documented_app_defaults(kconfig_default) -> None:
 
 def test_documented_component_defaults(kconfig_default) -> None:
     values, _ = kconfig_default
-    assert values.get("ESPNOW_SEC_PROTOCOL_COMPAT") is True, "wire protocol must default to compat"
+    assert values.get("ESPNOW_SEC_PROTOCOL_V2") is True, "wire protocol must default to v2"
     assert values.get("ESPNOW_SEC_NVS_NAMESPACE") == "espnow_sec"
     # NVS namespaces are at most 15 characters (NVS_NS_NAME_MAX_SIZE - 1).
     assert 0 < len(values["ESPNOW_SEC_NVS_NAMESPACE"]) <= 15

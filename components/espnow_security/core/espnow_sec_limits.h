@@ -75,11 +75,11 @@ _Static_assert(ESPNOW_SEC_RETRY_BASE_MS >= 10 && ESPNOW_SEC_RETRY_CAP_MS >= 10, 
 
 /* ---- protocol v2 (PROTOCOL.md §13) ---- */
 
-/* Default protocol: the Kconfig choice; without sdkconfig.h (unit tests) compat, as in Kconfig. */
-#if defined(CONFIG_ESPNOW_SEC_PROTOCOL_V2)
-#define ESPNOW_SEC_PROTOCOL_KCONFIG ESPNOW_SEC_PROTOCOL_V2
-#else
+/* Default protocol: the Kconfig choice; without sdkconfig.h (unit tests) v2, as in Kconfig. */
+#if defined(CONFIG_ESPNOW_SEC_PROTOCOL_COMPAT)
 #define ESPNOW_SEC_PROTOCOL_KCONFIG ESPNOW_SEC_PROTOCOL_COMPAT
+#else
+#define ESPNOW_SEC_PROTOCOL_KCONFIG ESPNOW_SEC_PROTOCOL_V2
 #endif
 /* bool symbols whose Kconfig default is y: a stand-alone build (no sdkconfig.h at all) gets y */
 #if !defined(CONFIG_ESPNOW_SEC_PROTOCOL_COMPAT) && !defined(CONFIG_ESPNOW_SEC_PROTOCOL_V2)

@@ -6,12 +6,11 @@
  * session key. From then on data frames are AES-CCM protected.
  *
  * Two wire protocols (CONFIG_ESPNOW_SEC_PROTOCOL, or espnow_sec_config_t.protocol):
- *   v2 (docs/PROTOCOL.md): key confirmation both ways, confirmed key delivery,
+ *   v2 (default, docs/PROTOCOL.md): key confirmation both ways, confirmed key delivery,
  *      authenticated headers, 8-byte tags, replay protection, key epochs (re-key, add,
  *      remove). espnow_sec_rekey(), espnow_sec_add_devices() and
  *      espnow_sec_remove_device() exist only under v2.
- *   compat (the default for now): byte-compatible with Espressif esp-now 2.x security
- *      (protocomm security1).
+ *   compat: byte-compatible with Espressif esp-now 2.x security (protocomm security1).
  * A node speaks one protocol; frames of the other are ignored and counted.
  *
  * Threading: every function here may be called from any task/thread. Callbacks
@@ -66,7 +65,7 @@ extern "C" {
 
 /** Wire protocol of a node. */
 typedef enum {
-    ESPNOW_SEC_PROTOCOL_DEFAULT = 0, /**< the CONFIG_ESPNOW_SEC_PROTOCOL choice (compat unless changed) */
+    ESPNOW_SEC_PROTOCOL_DEFAULT = 0, /**< the CONFIG_ESPNOW_SEC_PROTOCOL choice (v2 unless changed) */
     ESPNOW_SEC_PROTOCOL_COMPAT = 1,  /**< esp-now 2.x security, for deployed esp-now devices */
     ESPNOW_SEC_PROTOCOL_V2 = 2,      /**< docs/PROTOCOL.md */
 } espnow_sec_protocol_t;

@@ -298,9 +298,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             bad_pop=bad,
             now=time.monotonic(),
             timeout=args.timeout,
-            # Lost frames need a resend; so does the first v2 frame between two nodes, which
-            # the receiver drops while it challenges the unknown sender (PROTOCOL.md §8.3).
-            resend_after=RESEND_AFTER_S if args.loss > 0 or args.protocol == "v2" else None,
+            # A message that has not arrived after RESEND_AFTER_S is typed again (lost frames);
+            # the summary counts such resends.
+            resend_after=RESEND_AFTER_S,
         )
         for spec in responders:
             net.start_node(spec)
