@@ -554,6 +554,11 @@ espnow_sec_drop_reason_t espnow_sec_v2_on_sync(espnow_sec_node_t *node, const es
     }
     /* 2. a challenge to answer, with ours if we still need S's counter */
     if (!espnow_sec_ct_is_zero(challenge, ESPNOW_SEC_CHALLENGE_LEN)) {
+        /* §4.5 / §8.4: the SYNC limiter first; a refused reply creates no PENDING entry and
+         * draws no challenge. */
+        if (!espnow_sec_bucket_take(&node->v2.sync_lim, 8, 25, now)) {
+            return ESPNOW_SEC_DROP_RATE_LIMITED;
+        }
         const uint8_t *ours = zero;
         if (e == NULL) {
             e = espnow_sec_rp_alloc(&ep->t_cur, rx->src, now);
@@ -566,9 +571,6 @@ espnow_sec_drop_reason_t espnow_sec_v2_on_sync(espnow_sec_node_t *node, const es
             e->tries = e->tries ? e->tries : 1;
             e->t_sent = now;
             ours = e->challenge;
-        }
-        if (!espnow_sec_bucket_take(&node->v2.sync_lim, 8, 25, now)) {
-            return ESPNOW_SEC_DROP_RATE_LIMITED;
         }
         if (rx->broadcast) {
             defer_sync(node, rx->src, espnow_sec_v2_jitter(node, ESPNOW_SEC_SYNC_JITTER_MS), ours, challenge);

@@ -253,8 +253,10 @@ static espnow_sec_v2_rsess_t *session_find(espnow_sec_node_t *node, const uint8_
     return NULL;
 }
 
-/* A free slot, or the evictable HS2_SENT session (§11.1); NULL: BUSY, *wait = retry hint. */
-static espnow_sec_v2_rsess_t *session_slot(espnow_sec_node_t *node, uint32_t now, uint32_t *wait)
+/* A free slot, or the evictable HS2_SENT session (§11.1), chosen but not yet wiped: the caller
+ * evicts it only after the guess token was taken (§6.2), so an empty bucket costs no session.
+ * NULL: BUSY with retry_after_ms = 0 (§4.1: "no free slot" carries no hint). */
+static espnow_sec_v2_rsess_t *session_slot(espnow_sec_node_t *node, uint32_t now)
 {
     espnow_sec_v2_rsess_t *oldest = NULL;
     for (size_t i = 0; i < ESPNOW_SEC_RESPONDER_SESSIONS; i++) {
@@ -267,10 +269,8 @@ static espnow_sec_v2_rsess_t *session_slot(espnow_sec_node_t *node, uint32_t now
         }
     }
     if (oldest != NULL && now - oldest->t_last >= ESPNOW_SEC_SESSION_MIN_HOLD_MS) {
-        wipe_session(oldest);
         return oldest;
     }
-    *wait = oldest != NULL ? ESPNOW_SEC_SESSION_MIN_HOLD_MS - (now - oldest->t_last) : ESPNOW_SEC_SESSION_TIMEOUT_MS;
     return NULL;
 }
 
@@ -305,7 +305,9 @@ espnow_sec_drop_reason_t espnow_sec_v2r_on_hs1(espnow_sec_node_t *node, const es
     }
     espnow_sec_v2_rsess_t *s = session_find(node, rx->src);
     if (s != NULL && s->sid == sid) {
-        if (s->state == ESPNOW_SEC_V2S_HS2_SENT && memcmp(s->hs1, rx->data, ESPNOW_SEC_V2_HS1_LEN) == 0) {
+        /* Identical HS1 in any session state (HS2_SENT or CONFIRMED): resend the cached HS2 (§6.2). */
+        if (memcmp(s->hs1, rx->data, ESPNOW_SEC_V2_HS1_LEN) == 0) {
+            s->t_last = now;
             (void)espnow_sec_v2_send_raw(node, rx->src, s->hs2, sizeof(s->hs2));
             return ESPNOW_SEC_DROP_DUPLICATE;
         }
@@ -317,14 +319,16 @@ espnow_sec_drop_reason_t espnow_sec_v2r_on_hs1(espnow_sec_node_t *node, const es
     if (s != NULL) {
         wipe_session(s); /* the same initiator restarted */
     }
-    uint32_t wait = 0;
-    s = session_slot(node, now, &wait);
+    s = session_slot(node, now);
     if (s == NULL) {
-        return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_BUSY, wait);
+        return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_BUSY, 0);
     }
     if (!espnow_sec_bucket_take(&rs->guess, ESPNOW_SEC_POP_BURST, ESPNOW_SEC_POP_REFILL_MS, now)) {
-        wait = espnow_sec_bucket_wait(&rs->guess, ESPNOW_SEC_POP_BURST, ESPNOW_SEC_POP_REFILL_MS, now);
+        uint32_t wait = espnow_sec_bucket_wait(&rs->guess, ESPNOW_SEC_POP_BURST, ESPNOW_SEC_POP_REFILL_MS, now);
         return hs_err(node, rx, sid, ESPNOW_SEC_V2_ERR_BUSY, wait);
+    }
+    if (s->state != ESPNOW_SEC_V2S_FREE) {
+        wipe_session(s); /* evict the chosen HS2_SENT session now that the token is taken */
     }
     uint8_t e_priv[ESPNOW_SEC_X25519_LEN];
     uint8_t dh[ESPNOW_SEC_X25519_LEN];
@@ -599,7 +603,9 @@ espnow_sec_drop_reason_t espnow_sec_v2r_on_ctrl(espnow_sec_node_t *node, const e
         k_dev = s->keys.k_dev;
     } else if (rs->provisioned && espnow_sec_mac_eq(rx->src, rs->mac_i)) {
         k_dev = rs->k_dev;
-    } else if (rs->linger && espnow_sec_mac_eq(rx->src, rs->linger_mac)) {
+    } else if (rs->linger && !espnow_sec_time_reached(now, rs->linger_until) &&
+               espnow_sec_mac_eq(rx->src, rs->linger_mac)) {
+        /* the re-ACK window ends at linger_until even if no tick ran since (§5.3) */
         k_dev = rs->linger_k_dev;
         lingering = true;
     } else {
@@ -626,12 +632,13 @@ espnow_sec_drop_reason_t espnow_sec_v2r_on_ctrl(espnow_sec_node_t *node, const e
     ctrl_req_t q;
     uint8_t st = parse_ctrl(pt, pt_len, &q);
     if (lingering) {
-        /* Un-provisioned: only re-ACK the UNPROVISION we accepted. */
-        if (c != rs->linger_c || st != ESPNOW_SEC_V2_ST_OK || q.op != ESPNOW_SEC_V2_OP_UNPROVISION) {
-            out = c < rs->linger_c ? ESPNOW_SEC_DROP_REPLAY : ESPNOW_SEC_DROP_STATE;
+        /* Un-provisioned: only re-ACK the UNPROVISION we accepted (an authentic CTRL with its
+         * counter is that request); any other counter is a REPLAY drop (§5.3). */
+        if (c != rs->linger_c) {
+            out = ESPNOW_SEC_DROP_REPLAY;
             goto done;
         }
-        send_ack(node, &k, rx->src, c, q.op, ESPNOW_SEC_V2_ST_OK, NULL);
+        send_ack(node, &k, rx->src, c, pt[0], ESPNOW_SEC_V2_ST_OK, NULL);
         out = ESPNOW_SEC_DROP_DUPLICATE;
         goto done;
     }

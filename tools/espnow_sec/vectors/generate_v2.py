@@ -14,6 +14,7 @@ from .. import __version__, crypto
 from ..protocol.v2 import framing, keyschedule, records
 from ..protocol.v2.constants import SUITE_1, FrameType
 from ..protocol.v2.control import KeyOp, ResetOp, UnprovisionOp
+from ..protocol.v2.data import Sync
 from ..protocol.v2.messages import Hs1, Hs2, Hs3
 from . import compute_v2 as V
 from .compute import text_input
@@ -644,6 +645,51 @@ def _scripts(det: Det) -> list[Json]:
             steps,
         )
     )
+    # after UNPROVISION: only the acknowledged counter is re-ACKed, until LINGER_MS ends
+    unprov9 = framing.seal(kctl, FrameType.CTRL, 0, 9, i_mac, r_mac, unprov6)
+    steps = [
+        _rx(23, MAC_I, MAC_R, unprov),
+        _rx(24, MAC_I, MAC_R, unprov),
+        _rx(25, MAC_I, MAC_R, unprov9),
+        _rx(26, MAC_I, MAC_R, reset),
+        _rx(10023, MAC_I, MAC_R, unprov),
+    ]
+    out.append(
+        _script(
+            det,
+            "unprov-linger",
+            "UNPROVISION (c = 8, erased), its duplicate (re-ACK, DUPLICATE); an authentic "
+            "CTRL with a higher (9) or lower (7) counter: REPLAY; the duplicate again when "
+            "LINGER_MS has run out (no tick in between): STATE, no reply",
+            {**member, "store": _member_store(k_dev, g1, floor=1)},
+            steps,
+        )
+    )
+    # SYNC limiter first: a refused reply creates no PENDING entry and draws no challenge
+    mac_n = "020000000005"
+
+    def sync(src: str, c: int, challenge: int) -> bytes:
+        return framing.seal(
+            kg1, FrameType.SYNC, 1, c, bytes.fromhex(src), r_mac, Sync(challenge, 0).encode()
+        )
+
+    steps = [_rx(100, MAC_S, MAC_R, sync(MAC_S, 200 + k, 0x5100 + k)) for k in range(8)]
+    steps += [
+        _rx(100, mac_n, MAC_R, sync(mac_n, 50, 0x5200)),
+        {"t": 400, "action": "tick"},
+        _rx(400, mac_n, MAC_R, sync(mac_n, 51, 0x5201)),
+    ]
+    out.append(
+        _script(
+            det,
+            "sync-limiter",
+            "8 SYNC challenges from a synced member use the SYNC limiter's 8 tokens; a "
+            "challenge from an unknown member then is RATE_LIMITED with no PENDING entry "
+            "and no draw (no retry at the tick); later it gets a reply with a new challenge",
+            member,
+            steps,
+        )
+    )
     # counter reservation across reboots
     steps = [
         {"t": 1, "action": "send_data", "payload": "01", "dst": BCAST},
@@ -738,6 +784,57 @@ def _handshake_scripts(det: Det, pop: Json) -> list[Json]:
             "while sessions are younger than SESSION_MIN_HOLD_MS, the guess bucket "
             "of 5 bounds admissions",
             {**fresh, "config": {"responder_sessions": 8}},
+            steps,
+        )
+    )
+
+    # session slots: BUSY without a hint when no slot is free; the session to evict goes only
+    # after the guess token is taken (an empty bucket costs no session)
+    def hs1_from(sid: int) -> bytes:
+        return Hs1(sid, SUITE_1, hs1[9:]).encode()
+
+    mac_a, mac_b, mac_c = "020000000a01", "020000000a02", "020000000a03"
+    steps = [
+        _rx(0, mac_a, MAC_R, hs1_from(0x301)),
+        _rx(1, mac_b, MAC_R, hs1_from(0x302)),
+        _rx(2, mac_c, MAC_R, hs1_from(0x303)),
+        _rx(3, mac_a, MAC_R, hs1_from(0x304)),
+        _rx(4, mac_a, MAC_R, hs1_from(0x305)),
+        _rx(5, mac_a, MAC_R, hs1_from(0x306)),
+        _rx(2001, mac_c, MAC_R, hs1_from(0x307)),
+        _rx(2002, mac_b, MAC_R, hs1_from(0x302)),
+    ]
+    out.append(
+        _script(
+            det,
+            "hs1-slots",
+            "2 sessions (A, B); C finds no slot while both are younger than "
+            "SESSION_MIN_HOLD_MS: BUSY retry_after 0; A restarts 3 times and empties the "
+            "guess bucket; C after the hold: B is evictable but no token is left: BUSY "
+            "with the time to the next token and B's session kept (its HS1 again gets the "
+            "cached HS2)",
+            fresh,
+            steps,
+        )
+    )
+    # identical HS1 for a CONFIRMED session: cached HS2 (DUPLICATE)
+    good = _initiator_side(e_i_priv, b"espnow_pop", i_mac, r_mac)
+    e_r_priv = det.bytes("script.hs1-confirmed.0", 32)
+    hs2 = Hs2(0x11223344, crypto.x25519_public(e_r_priv)).encode()
+    hs3 = Hs3(0x11223344, good(hs1, hs2).conf_i).encode()
+    steps = [
+        _rx(0, MAC_I, MAC_R, hs1),
+        _rx(1, MAC_I, MAC_R, hs3),
+        _rx(2, MAC_I, MAC_R, hs1),
+        _rx(3, MAC_I, MAC_R, hs1_from(0x99)),
+    ]
+    out.append(
+        _script(
+            det,
+            "hs1-confirmed",
+            "HS1, HS3 (HS4, CONFIRMED); the identical HS1 again: cached HS2, DUPLICATE; "
+            "an HS1 with another sid from that MAC: STATE",
+            fresh,
             steps,
         )
     )

@@ -30,7 +30,7 @@ from .keyschedule import HandshakeKeys, dh, k_ctl, key_check, pair_id, th3
 from .limiter import PopBackoff, TokenBucket
 from .messages import Hs1, Hs2, Hs3, Hs4, HsErr, ScanReq, ScanResp
 from .node import Rng, V2Node, system_rng
-from .records import RESP_NAME, ResponderRecord
+from .records import CTR_NAME, RESP_NAME, CounterRecord, ResponderRecord
 from .store import Store
 
 
@@ -283,6 +283,7 @@ class Responder(V2Node):
             pt = open_(self.linger[1], body, src, dst)
             if c != self.linger[2]:
                 raise Replay("CTRL after UNPROVISION")
+            self.drop("duplicate")  # §5.3: the linger only re-ACKs duplicates (§2.6)
             ack = CtrlAck(c, pt[0] if pt else 0, AckStatus.OK, 0, 0)
             return [self._ack(src, self.linger[1], ack)]
         else:
@@ -363,6 +364,9 @@ class Responder(V2Node):
         )
         ep = self.epochs
         try:
+            # §7.3 boot rule: the counter record must exist before any key record does, so a
+            # reset between the two writes cannot leave a key record without a counter record.
+            self.store.save(CTR_NAME, CounterRecord(self.counter.reserved).encode())
             self.store.save(RESP_NAME, rec.encode())
         except StoreFail:
             return CtrlAck(c, CtrlOp.KEY, AckStatus.STORE_FAIL, ep.epoch, ep.staged_epoch)
