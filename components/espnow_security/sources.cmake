@@ -16,16 +16,16 @@ set(ESPNOW_SEC_CORE_SRCS
     ${_espnow_sec_dir}/core/node.c
     ${_espnow_sec_dir}/core/frame.c
     ${_espnow_sec_dir}/core/hs_compat.c
-    ${_espnow_sec_dir}/core/initiator.c
-    ${_espnow_sec_dir}/core/responder.c
+    ${_espnow_sec_dir}/core/compat_initiator.c
+    ${_espnow_sec_dir}/core/compat_responder.c
     ${_espnow_sec_dir}/core/datapath.c
     ${_espnow_sec_dir}/core/dedupe.c
     ${_espnow_sec_dir}/core/keystore.c
     ${_espnow_sec_dir}/core/keysched.c
     ${_espnow_sec_dir}/core/replay.c
     ${_espnow_sec_dir}/core/epoch.c
-    ${_espnow_sec_dir}/core/hs_initiator.c
-    ${_espnow_sec_dir}/core/hs_responder.c
+    ${_espnow_sec_dir}/core/v2_initiator.c
+    ${_espnow_sec_dir}/core/v2_responder.c
     ${_espnow_sec_dir}/core/errors.c
     ${_espnow_sec_dir}/crypto/crypto_psa.c
     ${_espnow_sec_dir}/proto-c/espnow_sec_constants.pb-c.c

@@ -1690,7 +1690,7 @@ typedef enum {
     OUT_STORE_CORRUPT,     /* espnow_sec_node_init() = ESP_ERR_ESPNOW_SEC_STORE_CORRUPT */
     OUT_SEVERAL,           /* more than one of the above at once */
     /* stats.hs_auth_fail without an event: a handshake answer that failed its check is ignored
-     * and the session goes on (its sender is unauthenticated: initiator.c, "Forged answers") */
+     * and the session goes on (its sender is unauthenticated: compat_initiator.c, "Forged answers") */
     OUT_CHECK_FAILED,
 } outcome_t;
 

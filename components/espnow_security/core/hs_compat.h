@@ -1,6 +1,6 @@
 /*
  * hs_compat.h - protocomm security1 as used by esp-now 2.x security: the spec's
- * functions, apart from the role state machines (initiator.c / responder.c).
+ * functions, apart from the role state machines (compat_initiator.c / compat_responder.c).
  *
  * Every intermediate value of a handshake can be reproduced with these functions from
  * injected ephemerals (the vector tests do exactly that):

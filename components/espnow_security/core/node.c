@@ -254,7 +254,7 @@ esp_err_t espnow_sec_node_init(espnow_sec_node_t *node, const espnow_sec_env_t *
         if (err == ESP_OK) {
             err = espnow_sec_install_key(node, rec.key, rec.provisioner);
         }
-        node->u.ini.key_generated = true; /* responders naming us hold an older key (initiator.c) */
+        node->u.ini.key_generated = true; /* responders naming us hold an older key (compat_initiator.c) */
     } else if (err == ESP_ERR_NOT_FOUND) {
         err = ESP_OK; /* a responder waits for a key */
     }

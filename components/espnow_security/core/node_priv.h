@@ -131,7 +131,7 @@ typedef struct {
     uint8_t key_resp[ESPNOW_SEC_COMPAT_KEY_RECORD_LEN];
 } espnow_sec_rsession_t;
 
-/** Responder: half-open handshakes (Resp0 sent, no valid Cmd1 yet), see responder.c. */
+/** Responder: half-open handshakes (Resp0 sent, no valid Cmd1 yet), see compat_responder.c. */
 #ifndef ESPNOW_SEC_RESPONDER_PENDING
 #define ESPNOW_SEC_RESPONDER_PENDING (8 * ESPNOW_SEC_RESPONDER_SESSIONS)
 #endif
@@ -422,7 +422,7 @@ static inline bool espnow_sec_time_reached(uint32_t now, uint32_t deadline)
     return (int32_t)(now - deadline) >= 0;
 }
 
-/* initiator.c */
+/* compat_initiator.c */
 void espnow_sec_ini_reset(espnow_sec_node_t *node);
 esp_err_t espnow_sec_ini_provision(espnow_sec_node_t *node, uint32_t scan_ms);
 esp_err_t espnow_sec_ini_on_status(espnow_sec_node_t *node, const espnow_sec_rx_t *rx);
@@ -431,7 +431,7 @@ uint32_t espnow_sec_ini_tick(espnow_sec_node_t *node, uint32_t now);
 bool espnow_sec_ini_busy(const espnow_sec_node_t *node);
 void espnow_sec_ini_wipe(espnow_sec_node_t *node);
 
-/* responder.c */
+/* compat_responder.c */
 void espnow_sec_rsp_reset(espnow_sec_node_t *node);
 esp_err_t espnow_sec_rsp_on_security(espnow_sec_node_t *node, const espnow_sec_rx_t *rx);
 esp_err_t espnow_sec_rsp_on_group(espnow_sec_node_t *node, const espnow_sec_rx_t *rx);
@@ -477,7 +477,7 @@ void espnow_sec_bucket_refund(espnow_sec_bucket_t *b, uint16_t cap);
 /** Activate the staged epoch (§9.3) and announce it; persists via the role's record. */
 esp_err_t espnow_sec_v2_activate(espnow_sec_node_t *node);
 
-/* hs_initiator.c */
+/* v2_initiator.c */
 esp_err_t espnow_sec_v2i_init(espnow_sec_node_t *node);
 esp_err_t espnow_sec_v2i_provision(espnow_sec_node_t *node, uint32_t scan_ms);
 esp_err_t espnow_sec_v2i_rekey(espnow_sec_node_t *node);
@@ -498,7 +498,7 @@ espnow_sec_drop_reason_t espnow_sec_v2i_on_hs4(espnow_sec_node_t *node, const es
 espnow_sec_drop_reason_t espnow_sec_v2i_on_hs_err(espnow_sec_node_t *node, const espnow_sec_v2_rx_t *rx);
 espnow_sec_drop_reason_t espnow_sec_v2i_on_ctrl_ack(espnow_sec_node_t *node, const espnow_sec_v2_rx_t *rx);
 
-/* hs_responder.c */
+/* v2_responder.c */
 esp_err_t espnow_sec_v2r_init(espnow_sec_node_t *node);
 uint32_t espnow_sec_v2r_tick(espnow_sec_node_t *node, uint32_t now);
 /** Persist the responder record after an epoch change (activation by DATA/SYNC). */

@@ -1,5 +1,5 @@
 /*
- * responder.c - answers scans, runs the security1 server side and installs the app key
+ * compat_responder.c - answers scans, runs the security1 server side and installs the app key
  * (reference/upstream-espnow-security.md §2.3-2.5; protocomm-security.md §4.1, §4.4).
  *
  * Differences from upstream, all on purpose:
@@ -11,7 +11,7 @@
  *    push out a proven session. pend[] is large enough that a stranger flooding Cmd0s from
  *    rotating MACs must send more than ESPNOW_SEC_RESPONDER_PENDING of them within one
  *    Resp0 -> Cmd1 round trip of the real initiator to displace it; the initiator also
- *    restarts with a fresh Cmd0 when Cmd1 goes unanswered (initiator.c). Against a faster
+ *    restarts with a fresh Cmd0 when Cmd1 goes unanswered (compat_initiator.c). Against a faster
  *    flood compat has no defence (no cookies, no rate limit): protocol v2 (§11).
  *    A valid Cmd1 moves the handshake to sess[]: the slot of the same MAC, else a free one,
  *    else the oldest DONE, else the oldest WAIT_KEY (all proven; counted as evictions).

@@ -1,5 +1,5 @@
 /*
- * hs_responder.c - protocol v2 responder (docs/PROTOCOL.md §3, §4, §5.3, §6.2, §11):
+ * v2_responder.c - protocol v2 responder (docs/PROTOCOL.md §3, §4, §5.3, §6.2, §11):
  * scan answers, the handshake with bounded sessions and PoP rate limits, and the
  * authenticated control channel (KEY, UNPROVISION, RESET) from its bound initiator.
  *

@@ -1,5 +1,5 @@
 /*
- * hs_initiator.c - protocol v2 initiator (docs/PROTOCOL.md §3, §4, §5, §6.1, §9):
+ * v2_initiator.c - protocol v2 initiator (docs/PROTOCOL.md §3, §4, §5, §6.1, §9):
  * scan, the handshake with each responder, key delivery over the pairwise control channel,
  * device records, re-key rollouts, add and remove.
  *

@@ -1,5 +1,5 @@
 /*
- * initiator.c - the provisioning run: scan, security1 client sessions, app-key push
+ * compat_initiator.c - the provisioning run: scan, security1 client sessions, app-key push
  * (reference/upstream-espnow-security.md §2.3-2.5), without upstream's bugs:
  * bounded tables, real per-message retries with backoff resending the same bytes,
  * the KEY_RESP echo verified before a responder counts as secured.
