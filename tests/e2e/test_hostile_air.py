@@ -44,6 +44,7 @@ from espnow_sec.air.wire import (
     Tx,
     Welcome,
     decode_air_message,
+    format_mac,
     parse_mac,
 )
 from espnow_sec.protocol import appkey
@@ -230,15 +231,16 @@ class Node:
         return self.proc.returncode
 
 
-class Radio:
-    """The attacker's station: joins the air with ``mac`` and sends arbitrary frame bodies."""
+class Station:
+    """A raw station on the air: sends any frame body from its MAC, keeps every RX it gets."""
 
-    def __init__(self, air: Air, mac: str) -> None:
+    def __init__(self, air_path: Path, mac: str) -> None:
         self.mac = parse_mac(mac)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.sock.connect(str(air.path))
+        self.sock.connect(str(air_path))
         self.sock.send(Hello(self.mac, 1).encode())
-        assert decode_air_message(self.sock.recv(64)) == Welcome(0)
+        welcome = decode_air_message(self.sock.recv(64))
+        assert welcome == Welcome(0), f"the air refused {mac}: {welcome}"
         self.rx: queue.Queue[Rx] = queue.Queue()
         self.seq = 0
         threading.Thread(target=self._pump, daemon=True).start()
@@ -259,33 +261,64 @@ class Radio:
         self.seq += 1
         self.sock.send(Tx(self.seq, dst, body).encode())
 
-    def expect(self, pred: Callable[[Frame], bool], timeout: float = 5.0) -> Frame:
+    def expect(self, pred: Callable[[Rx], bool], timeout: float = 5.0) -> Rx:
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError("attacker: the expected frame never arrived")
+                raise AssertionError(f"{format_mac(self.mac)}: the expected frame never arrived")
             try:
                 rx = self.rx.get(timeout=left)
             except queue.Empty:
                 continue
-            with contextlib.suppress(Exception):
-                f = Frame.decode(rx.data)
-                if pred(f):
-                    return f
+            if pred(rx):
+                return rx
 
-    def drain(self) -> list[Frame]:
+    def drain(self) -> list[Rx]:
+        """Everything received and not yet taken."""
         out = []
         with contextlib.suppress(queue.Empty):
             while True:
-                rx = self.rx.get_nowait()
-                with contextlib.suppress(Exception):
-                    out.append(Frame.decode(rx.data))
+                out.append(self.rx.get_nowait())
         return out
 
     def close(self) -> None:
+        # shutdown first: a close() alone leaves the socket alive while the reader thread is
+        # blocked in recv(), and the air would not see this station leave
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self.sock.close()
+
+
+def _frame(rx: Rx) -> Frame | None:
+    try:
+        return Frame.decode(rx.data)
+    except Exception:
+        return None
+
+
+class Radio:
+    """The attacker's station, seeing compat frames (undecodable bodies are skipped)."""
+
+    def __init__(self, air: Air, mac: str) -> None:
+        self.station = Station(air.path, mac)
+        self.mac = self.station.mac
+
+    def send(self, dst: bytes, body: bytes) -> None:
+        self.station.send(dst, body)
+
+    def expect(self, pred: Callable[[Frame], bool], timeout: float = 5.0) -> Frame:
+        rx = self.station.expect(lambda r: (f := _frame(r)) is not None and pred(f), timeout)
+        frame = _frame(rx)
+        assert frame is not None
+        return frame
+
+    def drain(self) -> list[Frame]:
+        return [f for f in map(_frame, self.station.drain()) if f is not None]
+
+    def close(self) -> None:
+        self.station.close()
 
 
 class Bench:
@@ -454,7 +487,7 @@ class FakeResponder:
         dev: Security1Device | None = None
         while not self._stop:
             try:
-                rx = r.rx.get(timeout=0.1)
+                rx = r.station.rx.get(timeout=0.1)
             except queue.Empty:
                 continue
             try:

@@ -17,7 +17,6 @@ stations a test needs around them.
 from __future__ import annotations
 
 import contextlib
-import queue
 import re
 import select
 import shutil
@@ -45,7 +44,7 @@ from espnow_sec.protocol.v2 import Initiator, V2Config
 from espnow_sec.protocol.v2.events import Event, Outgoing
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_hostile_air import SANITIZER_MARKERS, Air, Node  # noqa: E402
+from test_hostile_air import SANITIZER_MARKERS, Air, Node, Station  # noqa: E402
 
 POP = "espnow_pop"
 V2 = {"ESPNOW_PROTOCOL": "v2"}
@@ -182,66 +181,6 @@ def count_lines(node: Node, text: str, mark: int = 0) -> int:
 
 
 # ----------------------------------------------------------------------------- stations
-
-
-class Station:
-    """A raw station on the air: sends any body from its MAC, keeps every frame it receives."""
-
-    def __init__(self, air_path: Path, mac: str) -> None:
-        self.mac = parse_mac(mac)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.sock.connect(str(air_path))
-        self.sock.send(Hello(self.mac, 1).encode())
-        welcome = decode_air_message(self.sock.recv(64))
-        assert welcome == Welcome(0), f"the air refused {mac}: {welcome}"
-        self.rx: queue.Queue[Rx] = queue.Queue()
-        self.seq = 0
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        while True:
-            try:
-                packet = self.sock.recv(4096)
-            except OSError:
-                return
-            if not packet:
-                return
-            msg = decode_air_message(packet)
-            if isinstance(msg, Rx):
-                self.rx.put(msg)
-
-    def send(self, dst: bytes, body: bytes) -> None:
-        self.seq += 1
-        self.sock.send(Tx(self.seq, dst, body).encode())
-
-    def expect(self, pred: Callable[[Rx], bool], timeout: float = 5.0) -> Rx:
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"{format_mac(self.mac)}: the expected frame never arrived")
-            try:
-                rx = self.rx.get(timeout=left)
-            except queue.Empty:
-                continue
-            if pred(rx):
-                return rx
-
-    def drain(self) -> list[Rx]:
-        """Everything received and not yet taken."""
-        out = []
-        with contextlib.suppress(queue.Empty):
-            while True:
-                out.append(self.rx.get_nowait())
-        return out
-
-    def close(self) -> None:
-        # shutdown first: a close() alone leaves the socket alive while the reader thread is
-        # blocked in recv(), and the air would not see this station leave
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(OSError):
-            self.sock.close()
 
 
 class DropProxy:
