@@ -93,13 +93,18 @@ list(APPEND _args
     --output json "${ESPNOW_SEC_CONFIG_DIR}/sdkconfig.json"
     --output cmake "${ESPNOW_SEC_CONFIG_DIR}/sdkconfig.cmake")
 
+# kconfgen leaves an empty kconfgen_tmp*.old in the temp folder on every run: keep them in the
+# build folder instead of /tmp.
+set(_kconfgen_tmp "${ESPNOW_SEC_CONFIG_DIR}/kconfgen-tmp")
+file(MAKE_DIRECTORY "${_kconfgen_tmp}")
+list(PREPEND _args "${CMAKE_COMMAND}" -E env "TMPDIR=${_kconfgen_tmp}" "${ESPNOW_SEC_PYTHON}")
 if(ESPNOW_SEC_MENUCONFIG)
     # Interactive: the TUI needs the terminal, so nothing is captured.
-    execute_process(COMMAND "${ESPNOW_SEC_PYTHON}" ${_args}
+    execute_process(COMMAND ${_args}
                     WORKING_DIRECTORY "${ESPNOW_SEC_SOURCE_DIR}" RESULT_VARIABLE _rc)
     set(_out "")
 else()
-    execute_process(COMMAND "${ESPNOW_SEC_PYTHON}" ${_args}
+    execute_process(COMMAND ${_args}
                     WORKING_DIRECTORY "${ESPNOW_SEC_SOURCE_DIR}" RESULT_VARIABLE _rc
                     OUTPUT_VARIABLE _out ERROR_VARIABLE _out)
 endif()
