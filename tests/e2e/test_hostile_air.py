@@ -231,6 +231,23 @@ class Node:
         return self.proc.returncode
 
 
+def run_node_once(
+    air: Air, store: Path, timeout: float = 5.0, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a responder node to completion with only these ESPNOW_* variables (start-up errors)."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("ESPNOW_")}
+    e.update(ESPNOW_AIR=str(air.path), ESPNOW_STORE_DIR=str(store), ESPNOW_ROLE="responder")
+    e.update(env)
+    return subprocess.run(
+        [str(NODE_BIN)],
+        env=e,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 class Station:
     """A raw station on the air: sends any frame body from its MAC, keeps every RX it gets."""
 

@@ -33,6 +33,7 @@ from test_hostile_air import (  # noqa: E402
     Radio,
     bench,  # noqa: F401 - fixture
     frame,
+    run_node_once,
     security,
 )
 
@@ -208,7 +209,7 @@ def test_d4_damaged_initiator_store_advice(tmp_path: Path) -> None:
         store = tmp_path / "s"
         store.mkdir(mode=0o700)
         (store / "espnow_sec.app_key").write_bytes(b"\x00" * 47)
-        r = _run(air, store, ESPNOW_ROLE="initiator", ESPNOW_MAC="02:00:00:00:07:09")
+        r = run_node_once(air, store, ESPNOW_ROLE="initiator", ESPNOW_MAC="02:00:00:00:07:09")
     finally:
         air.stop()
     assert r.returncode == 1, r
@@ -217,22 +218,6 @@ def test_d4_damaged_initiator_store_advice(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------- D6 / D12
-
-
-def _run(
-    air: Air, store: Path, timeout: float = 5.0, **env: str
-) -> subprocess.CompletedProcess[str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("ESPNOW_")}
-    e.update(ESPNOW_AIR=str(air.path), ESPNOW_STORE_DIR=str(store), ESPNOW_ROLE="responder")
-    e.update(env)
-    return subprocess.run(
-        [str(NODE_BIN)],
-        env=e,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +244,7 @@ def air() -> Air:
 def test_d6_d12_bad_pop_length_and_channel_are_one_line_and_exit_2(
     air: Air, tmp_path: Path, var: str, value: str, says: str
 ) -> None:
-    r = _run(air, tmp_path / "s", **{var: value})
+    r = run_node_once(air, tmp_path / "s", **{var: value})
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr[:300])
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("espnow_node: ") and says in lines[0], lines

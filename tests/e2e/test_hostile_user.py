@@ -24,6 +24,7 @@ from test_hostile_air import (  # noqa: E402
     Node,
     bench,  # noqa: F401 - fixture
     provision_responder,
+    run_node_once,
 )
 
 KEYGEN = [sys.executable, "-m", "espnow_sec.keygen"]
@@ -41,22 +42,6 @@ def air() -> Air:
     a = Air()
     yield a
     a.stop()
-
-
-def _run_node(
-    air: Air, store: Path, timeout: float = 5.0, **env: str
-) -> subprocess.CompletedProcess[str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("ESPNOW_")}
-    e.update(ESPNOW_AIR=str(air.path), ESPNOW_STORE_DIR=str(store), ESPNOW_ROLE="responder")
-    e.update(env)
-    return subprocess.run(
-        [str(NODE_BIN)],
-        env=e,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.mark.parametrize(
@@ -84,7 +69,7 @@ def _run_node(
 def test_bad_environment_is_one_line_and_exit_2(
     air: Air, tmp_path: Path, var: str, value: str, says: str
 ) -> None:
-    r = _run_node(air, tmp_path / "s", **{var: value})
+    r = run_node_once(air, tmp_path / "s", **{var: value})
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("espnow_node: ") and says in lines[0], r.stderr
@@ -96,7 +81,7 @@ def test_store_dir_that_cannot_be_a_folder_is_refused(air: Air, tmp_path: Path, 
     afile = tmp_path / "afile"
     afile.write_text("not a folder\n")
     store = {"file": afile, "under-a-file": afile / "sub", "proc": Path("/proc/self/nope")}[where]
-    r = _run_node(air, store, ESPNOW_MAC="02:00:00:00:07:01")
+    r = run_node_once(air, store, ESPNOW_MAC="02:00:00:00:07:01")
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "key store" in r.stdout and "cannot start" in r.stderr, (r.stdout, r.stderr)
     assert afile.read_text() == "not a folder\n"
@@ -179,7 +164,7 @@ def test_damaged_key_record_is_reported_and_left_untouched(
     store.mkdir(mode=0o700)
     record = store / "espnow_sec.app_key"
     record.write_bytes(bad)
-    r = _run_node(air, store, ESPNOW_ROLE=role, ESPNOW_MAC="02:00:00:00:07:04")
+    r = run_node_once(air, store, ESPNOW_ROLE=role, ESPNOW_MAC="02:00:00:00:07:04")
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "damaged" in r.stderr and "STORE_CORRUPT" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
