@@ -1590,6 +1590,35 @@ static void run_data_frames(const json_t *arr)
             check_bytes("decrypted (espnow_sec_data_open)", got, back_len, pt, n);
             CHECK_ERR(espnow_sec_hdr_decode(frame, fln, &back), ESP_OK);
             check_hdr("header", &back, jget(c, "header"));
+            /* the node's own send path (espnow_sec_node_send: nonce, then magic, from the
+             * injected RNG) emits the same payload and the same header fields it controls;
+             * the header's remaining bits follow the node's fixed DATA profile */
+            {
+                rig_t *snd = rig_new("sender", h.src, h.channel);
+                rig_store_key(snd, app_key, h.dest);
+                CHECK_ERR(rig_start(snd, ESPNOW_SEC_ROLE_RESPONDER, "espnow_pop"), ESP_OK);
+                snd->n_sent = 0;
+                rig_script(snd, nonce, 8);
+                rig_script_magic(snd, h.magic);
+                bool to_bcast = espnow_sec_mac_is_broadcast(h.dest);
+                CHECK_ERR(espnow_sec_node_send(snd->node, to_bcast ? NULL : h.dest, pt, n), ESP_OK);
+                rig_script_done(snd);
+                CHECK_EQ(snd->n_sent, 1);
+                if (snd->n_sent == 1) {
+                    const rig_frame_t *f = &snd->sent[0];
+                    check_bytes("payload sent by espnow_sec_node_send", &f->data[ESPNOW_SEC_HDR_LEN],
+                                f->len - ESPNOW_SEC_HDR_LEN, payload, pln);
+                    espnow_sec_hdr_t sh;
+                    CHECK_ERR(espnow_sec_hdr_decode(f->data, f->len, &sh), ESP_OK);
+                    CHECK_EQ(sh.type, h.type);
+                    CHECK_EQ(sh.security, true);
+                    CHECK_EQ(sh.size, h.size);
+                    CHECK_EQ(sh.magic, h.magic);
+                    check_bytes("dest sent", sh.dest, 6, h.dest, 6);
+                    check_bytes("src sent", sh.src, 6, h.src, 6);
+                }
+                rig_free(snd);
+            }
             /* a node holding the key takes it and hands the plaintext to the app */
             bool bcast = espnow_sec_mac_is_broadcast(h.dest);
             rig_t *dev = rig_new("receiver", bcast ? MAC_DEVICE : h.dest, h.channel);
